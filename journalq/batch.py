@@ -1,0 +1,262 @@
+"""`journalq run`: bring the journal up to date with the config, settle what a dead runner
+left behind, then run pending jobs one at a time until none is left or the operator stops us.
+
+Write-ahead: `job_started` is durable before the child exists, and the run card is on disk
+before `job_finished` is appended, so a crash at any point leaves enough to decide later
+whether the attempt finished.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import signal
+import time
+from collections.abc import Callable
+
+from journalq import __version__, host, policy, render
+from journalq import events as ev
+from journalq.card import write_card
+from journalq.commands import (
+    Console,
+    add_config_jobs,
+    default_state,
+    describe_orphan,
+    load_config,
+    observe,
+    recover_orphans,
+    refuse_orphans,
+    writing,
+)
+from journalq.config import Config
+from journalq.errors import (
+    EXIT_JOBS_FAILED,
+    EXIT_OK,
+    BusyError,
+    ConfigError,
+    DecisionNeeded,
+)
+from journalq.runner import Exit, Interrupts, LineEcho, Watch, child_env, log_text, opened_log
+from journalq.runner import run_attempt as spawn_and_watch
+from journalq.session import Session
+from journalq.state import Job, Status
+
+TRUST_CONFIG = "config"
+TRUST_JOURNAL = "journal"
+_SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
+
+
+def run(config_path: str, state: str | None, *, resume: bool, stale_seconds: float | None,
+        force: bool, trust: str | None, quiet: bool, console: Console,
+        sync: Callable[[Session, bool], None] | None = None) -> int:
+    """Run every pending job of the queue; returns 0 when all are done, 1 if any failed."""
+    cfg = load_config(config_path)
+    path = state or default_state(cfg)
+    with Interrupts() as interrupts, writing(path, "run", console) as session:
+        batch = Batch(cfg, session, console, interrupts, quiet, sync)
+        batch.prepare(resume=resume, force=force, trust=trust,
+                      stale_seconds=stale_seconds or cfg.stale_seconds)
+        batch.run_pending()
+        if sync:
+            sync(session, True)
+        return batch.finish()
+
+
+class Batch:
+    """One `run`: the jobs it may run, and the progress it reports."""
+
+    def __init__(self, cfg: Config, session: Session, console: Console,
+                 interrupts: Interrupts, quiet: bool,
+                 sync: Callable[[Session, bool], None] | None) -> None:
+        self.cfg = cfg
+        self.session = session
+        self.console = console
+        self.interrupts = interrupts
+        self.quiet = quiet
+        self.sync = sync
+        self.runnable: set[str] = set(cfg.jobs)
+        self.durations: list[float] = []
+        self.base = os.getcwd()
+        self.logs = posixpath.join(posixpath.dirname(session.writer.path) or ".", "logs",
+                                   cfg.queue)
+
+    def prepare(self, *, resume: bool, force: bool, trust: str | None,
+                stale_seconds: float) -> None:
+        """Add the config's new jobs, check specs, and recover what a dead runner left."""
+        drifted = add_config_jobs(self.session, self.cfg)
+        self._settle_drift(drifted, trust)
+        queue = self.session.queue()
+        seen = observe(queue, stale_seconds, force)
+        orphans, alive = policy.classify_running(queue, seen)
+        if alive:
+            who = "; ".join(f"{r.job.id} on {r.host}, last heartbeat "
+                            f"{render.duration(r.age)} ago" for r in alive)
+            raise BusyError(f"another runner looks alive ({who}); if that runtime is gone, "
+                            "rerun with --force (or wait stale_seconds)")
+        if orphans and not resume:
+            refuse_orphans(orphans, self.session.writer.path)
+        recover_orphans(self.session, orphans, dict(seen.cards), self.console,
+                        self.cfg.grace_seconds)
+        if trust == TRUST_JOURNAL:
+            self.runnable = set(queue.jobs)
+
+    def _settle_drift(self, drifted: list[policy.Drift], trust: str | None) -> None:
+        waiting = [d for d in drifted if d.job.status not in (Status.DONE, Status.CANCELLED)]
+        for drift in drifted:
+            if drift.job.status is Status.DONE:
+                self.console.warn(f"{self.cfg.source} changed job {drift.job.id} after it was "
+                                  "done; it is not rerun unless you `journalq retry` it")
+        if not waiting:
+            return
+        if trust == TRUST_CONFIG:
+            for drift in waiting:
+                self.session.append(policy.changed_event(drift))
+        elif trust != TRUST_JOURNAL:
+            names = ", ".join(d.job.id for d in waiting)
+            raise DecisionNeeded(
+                f"the journal {self.session.writer.path} records other specs than "
+                f"{self.cfg.source} for {len(waiting)} job(s) ({names}); run "
+                "`journalq init --config ...` to record the config's, or pass "
+                "--trust config / --trust journal"
+            )
+
+    def run_pending(self) -> None:
+        """Run pending jobs in queue order until none is left or we are interrupted."""
+        while self.interrupts.received is None:
+            job = next((j for j in self.session.queue().by_status(Status.PENDING)
+                        if j.id in self.runnable), None)
+            if job is None:
+                return
+            self.run_one(job)
+            if self.sync:
+                self.sync(self.session, True)
+
+    def _position(self) -> tuple[int, int]:
+        counts = self.session.queue().counts()
+        total = sum(counts.values()) - counts[Status.CANCELLED]
+        return counts[Status.DONE] + counts[Status.FAILED] + 1, total
+
+    def run_one(self, job: Job) -> None:
+        """One attempt: write-ahead, spawn, watch, card, finish."""
+        number = job.attempt + 1
+        spec = job.spec
+        out_dir = self._out_dir(job)
+        log_path = self._log_path(job.id, number)
+        with opened_log(log_path) as log_fd:
+            self.session.append(ev.JobStarted(
+                job=job.id, attempt=number, host=host.hostname(), boot_id=host.boot_id(),
+                pid=os.getpid(), log=log_path, spec_sha256=spec.sha256,
+            ))
+            started_ts = self.session.queue().jobs[job.id].attempts[-1].started
+            position, total = self._position()
+            self.console.err(render.progress(position, total, "start", job,
+                                             f"attempt {number}/{spec.max_attempts}"))
+            log_text(log_fd, f"# journalq: job {job.id} attempt {number}\n"
+                             f"# command: {render.command_text(job)}\n# cwd: {spec.cwd}\n"
+                             f"# started: {started_ts}\n")
+            child: list[int] = []
+            result = spawn_and_watch(
+                spec, cwd=os.path.join(self.base, spec.cwd),
+                env=child_env(spec, {"JOURNALQ_JOB": job.id, "JOURNALQ_ATTEMPT": str(number),
+                                     "JOURNALQ_OUT_DIR": out_dir,
+                                     "JOURNALQ_QUEUE": self.cfg.queue}),
+                log_fd=log_fd,
+                watch=Watch(self.cfg.heartbeat_seconds, spec.timeout, self.cfg.grace_seconds),
+                interrupts=self.interrupts,
+                on_spawn=lambda pid: self._spawned(pid, child),
+                on_heartbeat=lambda: self._heartbeat(job.id, number, child),
+                echo=None if self.quiet else LineEcho(f"{job.id} | ", self.console.echo),
+            )
+            log_text(log_fd, f"# exit: {_exit_text(result)} after "
+                             f"{render.duration(result.duration)}\n")
+        self.session.writer.record_child(None, None)
+        self._record(job, number, result, out_dir, started_ts)
+
+    def _spawned(self, pid: int, child: list[int]) -> None:
+        child.append(pid)
+        self.session.writer.record_child(pid, host.process_start(pid))
+
+    def _heartbeat(self, job_id: str, attempt: int, child: list[int]) -> None:
+        self.session.append(ev.Heartbeat(job=job_id, attempt=attempt,
+                                         child_pid=child[0] if child else None))
+        if self.sync:
+            self.sync(self.session, False)
+
+    def _record(self, job: Job, number: int, result: Exit, out_dir: str,
+                started_ts: str) -> None:
+        if result.reason == "interrupted":
+            signum = result.interrupted_by or signal.SIGTERM
+            self.session.append(ev.JobInterrupted(job=job.id, attempt=number, signal=signum))
+            self.console.err(f"interrupted {job.id} (attempt {number}); it is pending again")
+            return
+        outcome = ev.DONE if result.succeeded else ev.FAILED
+        write_card(out_dir, {
+            "job": job.id, "attempt": number, "session": self.session.id,
+            "queue": self.cfg.queue, "command": list(job.spec.argv), "shell": job.spec.shell,
+            "outcome": outcome, "reason": result.reason, "return_code": result.return_code,
+            "signal": result.signal, "started": started_ts,
+            "finished": _iso_now(), "duration": round(result.duration, 6),
+            "host": host.hostname(), "journalq_version": __version__,
+            "spec_sha256": job.spec.sha256,
+        })
+        self.session.append(ev.JobFinished(
+            job=job.id, attempt=number, return_code=result.return_code, signal=result.signal,
+            outcome=outcome, reason=result.reason, duration=round(result.duration, 6),
+        ))
+        self.durations.append(result.duration)
+        after = self.session.queue().jobs[job.id]
+        position, total = self._position()
+        word = after.status.value if after.status is not Status.PENDING else "retry"
+        attempt = after.attempts[-1]
+        left = len([j for j in self.session.queue().by_status(Status.PENDING)
+                    if j.id in self.runnable])
+        eta = sum(self.durations) / len(self.durations) * left if left else None
+        self.console.err(render.progress(position - 1, total, word, after,
+                                         render.finish_detail(attempt), eta))
+
+    def _out_dir(self, job: Job) -> str:
+        """The job's out_dir, created, and refused if a symlink leads it out of out_root."""
+        out_dir = job.spec.out_dir
+        os.makedirs(out_dir, exist_ok=True)
+        root = os.path.realpath(self.cfg.out_root)
+        real = os.path.realpath(out_dir)
+        if not (real + os.sep).startswith(root + os.sep):
+            raise ConfigError(f"{self.cfg.source}: job {job.id}: its out_dir {out_dir} leads "
+                              f"outside out_root ({real}); remove the symlink")
+        return out_dir
+
+    def _log_path(self, job_id: str, number: int) -> str:
+        folder = posixpath.join(self.logs, job_id)
+        os.makedirs(folder, exist_ok=True)
+        real_logs = os.path.realpath(self.logs)
+        if not (os.path.realpath(folder) + os.sep).startswith(real_logs + os.sep):
+            raise ConfigError(f"log folder {folder} leads outside {self.logs}; remove the "
+                              "symlink")
+        path = posixpath.join(folder, f"attempt-{number}.log")
+        if os.path.exists(path):  # left by a journal that was deleted and started again
+            path = posixpath.join(folder, f"attempt-{number}.{self.session.id}.log")
+        return path
+
+    def finish(self) -> int:
+        """Print the summary; the exit code says whether everything is done."""
+        queue = self.session.queue()
+        self.console.err(render.summary(queue, {}))
+        code = EXIT_JOBS_FAILED if queue.by_status(Status.FAILED) else EXIT_OK
+        if self.interrupts.received is not None:
+            code = _SIGNAL_EXIT.get(self.interrupts.received, 130)
+            self.session.exit_reason = "interrupted"
+        self.session.exit_code = code
+        return code
+
+
+def _exit_text(result: Exit) -> str:
+    if result.return_code is not None:
+        return f"rc={result.return_code} ({result.reason})"
+    return f"signal {result.signal} ({result.reason})"
+
+
+def _iso_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+__all__ = ["TRUST_CONFIG", "TRUST_JOURNAL", "Batch", "describe_orphan", "run"]

@@ -1,0 +1,49 @@
+"""Run cards: `<out_dir>/journalq-run.toml`, written after each attempt exits.
+
+A card is how a job's outcome survives when the journal's last lines do not (a Colab
+runtime dies before its journal copy reaches Drive): the next session finds the card and
+settles the job from it instead of running it again. It is a hint, never the source of
+truth: a card counts only for the attempt and session it names.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import tomllib
+from typing import Any
+
+import tomli_w
+
+from journalq.fs import REAL, FileSystem
+from journalq.policy import RunCard
+
+CARD_NAME = "journalq-run.toml"
+
+
+def card_path(out_dir: str) -> str:
+    """Where a job's run card lives."""
+    return posixpath.join(out_dir, CARD_NAME)
+
+
+def write_card(out_dir: str, fields: dict[str, Any], fs: FileSystem = REAL) -> None:
+    """Write the card atomically: temp file, fsync, rename over the old card."""
+    target = card_path(out_dir)
+    temp = f"{target}.tmp-{os.getpid()}"
+    fs.write_file(temp, tomli_w.dumps({k: v for k, v in fields.items() if v is not None})
+                  .encode())
+    fs.replace(temp, target)
+
+
+def read_card(out_dir: str, fs: FileSystem = REAL) -> RunCard | None:
+    """The card in `out_dir`, or None if there is none or it cannot be read."""
+    try:
+        data = b"".join(fs.read(card_path(out_dir)))
+        fields = tomllib.loads(data.decode())
+        return RunCard(
+            job=str(fields["job"]), attempt=int(fields["attempt"]),
+            session=str(fields["session"]), outcome=str(fields["outcome"]),
+            return_code=fields.get("return_code"),
+        )
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return None

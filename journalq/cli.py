@@ -1,0 +1,167 @@
+"""The command line: parse, dispatch to one function per subcommand, and turn errors into
+one-line messages and exit codes. This is the only place that does either."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from journalq import __version__
+from journalq.errors import EXIT_SIGINT, JournalqError
+
+if TYPE_CHECKING:  # commands are imported when dispatched, to keep start-up fast
+    from journalq import commands
+
+EXIT_CODES = """\
+exit codes:
+  0    success (run: every job is done)
+  1    run: at least one job failed (see the summary and its log)
+  2    usage error: bad flags, unknown job id, missing --state/--config
+  3    config error: the file, line or field is named
+  4    journal error: corrupt, unwritable, fsync failed, or written by a newer journalq
+  5    busy: another journalq holds the journal, or another runner looks alive
+  6    decision needed: orphaned jobs (use --resume) or changed specs (use --trust)
+  129/130/143  run was stopped by SIGHUP / SIGINT (Ctrl-C) / SIGTERM
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="journalq",
+        description="A crash-safe experiment queue: every transition is an fsync'd line in "
+                    "an append-only journal, and the queue's state is a fold over it.",
+        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"journalq {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text,
+                                  epilog=EXIT_CODES,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+        return sub
+
+    def state_args(sub: argparse.ArgumentParser, config_required: bool = False) -> None:
+        sub.add_argument("--config", required=config_required, metavar="FILE",
+                         help="the queue's config (YAML or TOML)")
+        sub.add_argument("--state", metavar="JOURNAL",
+                         help="the journal file (default: runtime_state/<queue>.jsonl)")
+
+    def sync_arg(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--sync-dir", metavar="DIR",
+                         help="a folder (e.g. on Google Drive) holding copies of the journal "
+                              "to merge from and push to")
+
+    init = command("init", "create the journal, or add the config's new jobs to it")
+    state_args(init, config_required=True)
+    sync_arg(init)
+
+    run = command("run", "run the queue's pending jobs one at a time")
+    state_args(run, config_required=True)
+    run.add_argument("--resume", action="store_true",
+                     help="first recover jobs a dead runner left running")
+    run.add_argument("--stale-seconds", type=float, metavar="N",
+                     help="heartbeat silence after which a running job is stale "
+                          "(default: the config's stale_seconds, 7200)")
+    run.add_argument("--force", action="store_true",
+                     help="treat runners that look alive elsewhere as dead")
+    run.add_argument("--trust", choices=("config", "journal"),
+                     help="when the journal's spec of a job differs from the config's, "
+                          "which one to run")
+    run.add_argument("--quiet", action="store_true", help="do not echo the jobs' output")
+    sync_arg(run)
+
+    status = command("status", "show the queue (never writes)")
+    state_args(status)
+    status.add_argument("--json", action="store_true", help="print JSON (schema in README)")
+    status.add_argument("--stale-seconds", type=float, metavar="N")
+    sync_arg(status)
+
+    recover = command("recover", "settle running jobs whose runner is gone")
+    state_args(recover)
+    recover.add_argument("--stale-seconds", type=float, metavar="N")
+    recover.add_argument("--dry-run", action="store_true", help="say what would be done")
+    recover.add_argument("--force", action="store_true",
+                         help="treat runners that look alive elsewhere as dead")
+    sync_arg(recover)
+
+    retry = command("retry", "give failed or cancelled jobs a fresh attempt budget")
+    state_args(retry)
+    retry.add_argument("--failed", action="store_true", help="every failed job")
+    retry.add_argument("jobs", nargs="*", metavar="JOB")
+    sync_arg(retry)
+
+    cancel = command("cancel", "cancel pending jobs so that run skips them")
+    state_args(cancel)
+    cancel.add_argument("jobs", nargs="+", metavar="JOB")
+    sync_arg(cancel)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run journalq with `argv` (default: the process's) and return its exit code."""
+    args = _parser().parse_args(argv)
+    console = _console()
+    try:
+        return _dispatch(args, console)
+    except JournalqError as exc:
+        console.err(f"journalq: error: {exc.message}")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        console.err("journalq: interrupted")
+        return EXIT_SIGINT
+    except BrokenPipeError:
+        # `journalq status | head`: the reader left; not an error worth a message.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _dispatch(args: argparse.Namespace, console: commands.Console) -> int:
+    from journalq import commands
+
+    if args.command == "init":
+        return commands.init(args.config, args.state, console)
+    if args.command == "status":
+        return commands.status(args.state, args.config, args.json, args.stale_seconds, console)
+    if args.command == "recover":
+        return commands.recover(args.state, args.config, args.stale_seconds, args.dry_run,
+                                args.force, console)
+    if args.command == "retry":
+        if args.failed and args.jobs:
+            raise _usage("give --failed or job ids, not both")
+        return commands.retry(args.state, args.config, args.jobs, args.failed, console)
+    if args.command == "cancel":
+        return commands.cancel(args.state, args.config, args.jobs, console)
+    if args.command == "run":
+        from journalq import batch
+
+        return batch.run(args.config, args.state, resume=args.resume,
+                         stale_seconds=args.stale_seconds, force=args.force, trust=args.trust,
+                         quiet=args.quiet, console=console)
+    raise _usage(f"unknown command {args.command}")
+
+
+def _usage(message: str) -> JournalqError:
+    from journalq.errors import UsageError
+
+    return UsageError(message)
+
+
+def _console() -> commands.Console:
+    from journalq.commands import Console
+
+    def out(text: str) -> None:
+        print(text, flush=True)
+
+    def err(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    def echo(data: bytes) -> None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+
+    return Console(out=out, err=err, echo=echo)
+

@@ -1,0 +1,309 @@
+"""The subcommands that read and change a queue: read -> replay -> decide -> append -> act.
+
+`run` lives in `journalq.run`; this module holds the rest and the steps they share.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import attrs
+
+from journalq import config as config_mod
+from journalq import events as ev
+from journalq import host, journal, policy, render
+from journalq.card import read_card
+from journalq.config import Config
+from journalq.errors import (
+    EXIT_OK,
+    ConfigError,
+    DecisionNeeded,
+    JournalqError,
+    UsageError,
+)
+from journalq.session import Session
+from journalq.state import Job, Queue, Status
+
+
+@attrs.frozen
+class Console:
+    """Where a command's words go: results to `out`, warnings and progress to `err`."""
+
+    out: Callable[[str], None]
+    err: Callable[[str], None]
+    echo: Callable[[bytes], None]
+
+    def warn(self, message: str) -> None:
+        """A warning line, prefixed so it is never mistaken for output."""
+        self.err(f"journalq: warning: {message}")
+
+
+# ---- shared steps ----------------------------------------------------------------------------
+
+def load_config(path: str) -> Config:
+    """Read and check a config file."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file; check the path (configs live in "
+                          "configs/experiments/)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror})") from None
+    return config_mod.parse(data, path)
+
+
+def default_state(cfg: Config) -> str:
+    """Where a queue's journal lives unless --state says otherwise."""
+    return posixpath.join("runtime_state", f"{cfg.queue}.jsonl")
+
+
+def resolve(state: str | None, config_path: str | None) -> tuple[str, Config | None]:
+    """The journal path and, if given, the config: from --state, else from --config."""
+    cfg = load_config(config_path) if config_path else None
+    if state:
+        return state, cfg
+    if cfg is not None:
+        return default_state(cfg), cfg
+    raise UsageError("say which queue: --state runtime_state/<queue>.jsonl or --config <file>")
+
+
+def read_queue(path: str, console: Console) -> Queue:
+    """Replay a journal without writing; warns about a torn tail left for the next writer."""
+    if not os.path.exists(path):
+        raise UsageError(f"{path}: no journal here yet; create it with `journalq init "
+                         "--config <file>` (or `journalq run`)")
+    try:
+        folder, report = journal.replay(path)
+    except OSError as exc:
+        raise journal.JournalError(f"cannot read {path}: {exc.strerror}") from None
+    warning = journal.tail_warning(report)
+    # A running writer's half-written line is not a torn tail; it will be whole in a moment.
+    if warning and not journal.writer_active(path):
+        console.warn(warning)
+    return folder.queue()
+
+
+@contextmanager
+def writing(path: str, command: str, console: Console) -> Iterator[Session]:
+    """A session on the journal that records how the command ended."""
+    session = Session.open(path, command, console.warn)
+    try:
+        yield session
+    except JournalqError as exc:
+        session.abort(exc.exit_code)
+        raise
+    except BaseException:
+        session.abort(1)
+        raise
+    else:
+        session.end(session.exit_code, session.exit_reason)
+
+
+def utc_now() -> datetime:
+    """The wall clock, for ages shown to people and for staleness."""
+    return datetime.now(UTC)
+
+
+def observe(queue: Queue, stale_seconds: float, force: bool = False) -> policy.Observations:
+    """What the process table and run cards say about the queue's `running` jobs."""
+    live: set[str] = set()
+    cards: dict[str, policy.RunCard] = {}
+    for job in queue.by_status(Status.RUNNING):
+        attempt = job.last
+        assert attempt is not None
+        info = queue.sessions.get(attempt.session)
+        start = info.pid_start if info else 0
+        if attempt.boot_id == host.boot_id() and host.is_alive(attempt.pid, start):
+            live.add(attempt.session)
+        card = read_card(job.spec.out_dir)
+        if card is not None and card.job == job.id:
+            cards[job.id] = card
+    return policy.Observations(
+        now=utc_now(), boot_id=host.boot_id(), stale_seconds=stale_seconds,
+        live_sessions=frozenset(live), cards=cards, force=force,
+    )
+
+
+def add_config_jobs(session: Session, cfg: Config) -> list[policy.Drift]:
+    """Make sure the journal knows the queue and every job of the config; returns the jobs
+    whose recorded spec differs from the config's (nothing is decided about those here)."""
+    queue = session.queue()
+    if queue.name is not None and queue.name != cfg.queue:
+        raise UsageError(f"{session.writer.path} is the journal of queue {queue.name!r}, but "
+                         f"{cfg.source} is queue {cfg.queue!r}; pass the matching --state")
+    if queue.name is None:
+        session.append(ev.QueueCreated(queue=cfg.queue, config=cfg.source,
+                                       config_sha256=cfg.sha256))
+    added, drifted = policy.reconcile(queue, cfg.jobs)
+    for event in added:
+        session.append(event)
+    return drifted
+
+
+def describe_orphan(orphan: policy.Orphan) -> str:
+    """`gpt2-L4-8 (attempt 2): its runner died on this host` and the like."""
+    attempt = orphan.job.last
+    number = attempt.number if attempt else 0
+    why = {
+        policy.ABANDONED: "its runner on this host is gone",
+        policy.STALE: f"no heartbeat for {render.duration(orphan.age)}",
+        policy.FORCED: f"forced (last heartbeat {render.duration(orphan.age)} ago)",
+    }[orphan.reason]
+    return f"{orphan.job.id} (attempt {number}): {why}"
+
+
+def recover_orphans(session: Session, orphans: Sequence[policy.Orphan],
+                    cards: dict[str, policy.RunCard], console: Console,
+                    grace_seconds: float = config_mod.DEFAULT_GRACE_SECONDS) -> int:
+    """Settle jobs whose runner is gone; first stop a job it left running on this host."""
+    previous = session.writer.previous_holder
+    if (orphans and previous is not None and previous.child_pid
+            and previous.boot_id == host.boot_id() and not host.is_alive(previous.pid, 0)):
+        from journalq.runner import kill_orphan
+
+        if kill_orphan(previous.child_pid, previous.child_start or 0, grace_seconds):
+            console.warn(f"stopped process group {previous.child_pid}, left running by the "
+                         f"killed runner (pid {previous.pid})")
+    events = policy.recover(orphans, cards)
+    for event in events:
+        session.append(event)
+        console.err(f"recovered {event.job} attempt {event.attempt}: {event.reason} -> "
+                    f"{event.to}")
+    return len(events)
+
+
+# ---- init, status ----------------------------------------------------------------------------
+
+def init(config_path: str, state: str | None, console: Console) -> int:
+    """Create the journal, or bring it up to date with the config: new jobs are added, and
+    changed specs recorded (a done job stays done; status flags it)."""
+    cfg = load_config(config_path)
+    path = state or default_state(cfg)
+    with writing(path, "init", console) as session:
+        drifted = add_config_jobs(session, cfg)
+        for drift in drifted:
+            session.append(policy.changed_event(drift))
+        queue = session.queue()
+    changed = f", {len(drifted)} changed" if drifted else ""
+    console.out(f"{path}: queue {cfg.queue}, {len(queue.jobs)} jobs{changed}; "
+                f"{render.counts_line(queue)}")
+    return EXIT_OK
+
+
+def status(state: str | None, config_path: str | None, as_json: bool,
+           stale_seconds: float | None, console: Console) -> int:
+    """Show the queue; never writes."""
+    path, cfg = resolve(state, config_path)
+    queue = read_queue(path, console)
+    threshold = stale_seconds or (cfg.stale_seconds if cfg else config_mod.DEFAULT_STALE_SECONDS)
+    warnings = list(_status_warnings(queue, threshold))
+    if as_json:
+        console.out(render.status_json(queue, path, warnings))
+    else:
+        console.out(render.status_table(queue, utc_now()))
+        for warning in warnings:
+            console.warn(warning)
+    return EXIT_OK
+
+
+def _status_warnings(queue: Queue, stale_seconds: float) -> Iterator[str]:
+    if not queue.by_status(Status.RUNNING):
+        return
+    orphans, _ = policy.classify_running(queue, observe(queue, stale_seconds))
+    for orphan in orphans:
+        yield (f"{describe_orphan(orphan)}; `journalq run --resume` or `journalq recover` "
+               "settles it")
+
+
+# ---- retry, cancel, recover ------------------------------------------------------------------
+
+def retry(state: str | None, config_path: str | None, job_ids: Sequence[str], failed: bool,
+          console: Console) -> int:
+    """Give failed, cancelled (or, when named, done) jobs a fresh attempt budget."""
+    path, _ = resolve(state, config_path)
+    with writing(path, "retry", console) as session:
+        queue = session.queue()
+        if failed:
+            chosen = queue.by_status(Status.FAILED)
+        else:
+            chosen = _named(queue, job_ids)
+            for job in chosen:
+                if job.status in (Status.PENDING, Status.RUNNING):
+                    raise UsageError(f"job {job.id} is {job.status.value}; only failed, "
+                                     "cancelled or done jobs can be retried")
+        for job in chosen:
+            session.append(ev.JobRetried(job=job.id))
+    console.out(f"{len(chosen)} job(s) pending again: {', '.join(j.id for j in chosen) or '-'}")
+    return EXIT_OK
+
+
+def cancel(state: str | None, config_path: str | None, job_ids: Sequence[str],
+           console: Console) -> int:
+    """Mark pending (or failed) jobs cancelled, so `run` skips them."""
+    path, _ = resolve(state, config_path)
+    with writing(path, "cancel", console) as session:
+        chosen = _named(session.queue(), job_ids)
+        for job in chosen:
+            if job.status is Status.RUNNING:
+                raise UsageError(f"job {job.id} is running; stop its runner first (Ctrl-C), "
+                                 "then cancel it")
+            if job.status in (Status.DONE, Status.CANCELLED):
+                raise UsageError(f"job {job.id} is already {job.status.value}")
+        for job in chosen:
+            session.append(ev.JobCancelled(job=job.id))
+    console.out(f"{len(chosen)} job(s) cancelled: {', '.join(j.id for j in chosen)}")
+    return EXIT_OK
+
+
+def _named(queue: Queue, job_ids: Sequence[str]) -> list[Job]:
+    if not job_ids:
+        raise UsageError("name the jobs (or use --failed)")
+    unknown = [job_id for job_id in job_ids if job_id not in queue.jobs]
+    if unknown:
+        raise UsageError(f"no such job: {', '.join(unknown)}; `journalq status` lists the ids")
+    return [queue.jobs[job_id] for job_id in dict.fromkeys(job_ids)]
+
+
+def recover(state: str | None, config_path: str | None, stale_seconds: float | None,
+            dry_run: bool, force: bool, console: Console) -> int:
+    """Settle `running` jobs whose runner is gone; a second call appends nothing."""
+    path, cfg = resolve(state, config_path)
+    threshold = stale_seconds or (cfg.stale_seconds if cfg else config_mod.DEFAULT_STALE_SECONDS)
+    if dry_run:
+        queue = read_queue(path, console)
+        seen = observe(queue, threshold, force)
+        orphans, alive = policy.classify_running(queue, seen)
+        for event in policy.recover(orphans, seen.cards):
+            console.out(f"would recover {event.job} attempt {event.attempt}: {event.reason} -> "
+                        f"{event.to}")
+        _report_alive(alive, console)
+        if not orphans:
+            console.out("nothing to recover")
+        return EXIT_OK
+    with writing(path, "recover", console) as session:
+        seen = observe(session.queue(), threshold, force)
+        orphans, alive = policy.classify_running(session.queue(), seen)
+        grace = cfg.grace_seconds if cfg else config_mod.DEFAULT_GRACE_SECONDS
+        count = recover_orphans(session, orphans, dict(seen.cards), console, grace)
+    _report_alive(alive, console)
+    console.out(f"recovered {count} job(s)" if count else "nothing to recover")
+    return EXIT_OK
+
+
+def _report_alive(alive: Sequence[policy.LiveRunner], console: Console) -> None:
+    for runner in alive:
+        console.out(f"{runner.job.id} is still running on {runner.host} (last heartbeat "
+                    f"{render.duration(runner.age)} ago); left alone")
+
+
+def refuse_orphans(orphans: Sequence[policy.Orphan], path: str) -> None:
+    """Without --resume, `run` stops and says exactly what to do about orphaned jobs."""
+    listed = "; ".join(describe_orphan(orphan) for orphan in orphans)
+    raise DecisionNeeded(f"{len(orphans)} job(s) in {path} were left running by a runner that "
+                         f"is gone: {listed}. Rerun with --resume to recover them by the retry "
+                         "policy (or run `journalq recover` first)")

@@ -1,0 +1,162 @@
+"""The journal's vocabulary: one frozen, flat, past-tense class per fact.
+
+Every line of a journal is one of these, encoded by `journalq.codec` as
+`{"type": ..., "v": 1, "id": ..., "ts": ..., "session": ..., <fields>}`. Field names are a
+public interface (users run `jq` on them): add fields, never rename or retype them.
+
+The envelope (`id`, `ts`, `session`) is stamped by the writing session when the event is
+appended; the pure core builds events with the envelope left empty.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+FORMAT_VERSION = 1
+
+# Outcomes of one attempt, as recorded by `JobFinished.outcome`.
+DONE = "done"
+FAILED = "failed"
+
+
+@attrs.frozen(kw_only=True)
+class Event:
+    """The envelope every event carries: a unique id, a UTC timestamp and its session."""
+
+    id: str = ""
+    ts: str = ""
+    session: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class QueueCreated(Event):
+    """The journal was started for a queue, from a config file."""
+
+    queue: str
+    config: str
+    config_sha256: str
+
+
+@attrs.frozen(kw_only=True)
+class JobSpecEvent(Event):
+    """The full spec of one job, as `JobAdded` and `JobChanged` record it."""
+
+    job: str
+    argv: tuple[str, ...]
+    shell: bool
+    cwd: str
+    env: dict[str, str]
+    out_dir: str
+    max_attempts: int
+    timeout: float | None
+    spec_sha256: str
+
+
+@attrs.frozen(kw_only=True)
+class JobAdded(JobSpecEvent):
+    """A job entered the queue with its full spec; it is pending."""
+
+
+@attrs.frozen(kw_only=True)
+class JobChanged(JobSpecEvent):
+    """The config now gives this job another spec; later attempts run the new one."""
+
+
+@attrs.frozen(kw_only=True)
+class SessionStarted(Event):
+    """A journalq process began writing; enough facts to tell later if it is still alive."""
+
+    command: str
+    host: str
+    boot_id: str
+    pid: int
+    pid_start: int
+    argv: tuple[str, ...]
+    journalq_version: str
+    python_version: str
+
+
+@attrs.frozen(kw_only=True)
+class SessionEnded(Event):
+    """A journalq process stopped writing, with the exit code it returned."""
+
+    exit_code: int
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class JobStarted(Event):
+    """An attempt is about to spawn; durable before the child exists (write-ahead)."""
+
+    job: str
+    attempt: int
+    host: str
+    boot_id: str
+    pid: int
+    log: str
+    spec_sha256: str
+
+
+@attrs.frozen(kw_only=True)
+class Heartbeat(Event):
+    """The attempt's runner was alive at `ts`; `child_pid` is the job's process group."""
+
+    job: str
+    attempt: int
+    child_pid: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class JobFinished(Event):
+    """The attempt's process exited: `done` on return code 0, `failed` otherwise.
+
+    `reason` is `exit` (it exited by itself), `signal` (killed by a signal we did not send)
+    or `timeout` (we killed it after `timeout` seconds).
+    """
+
+    job: str
+    attempt: int
+    return_code: int | None
+    signal: int | None
+    outcome: str
+    reason: str
+    duration: float
+
+
+@attrs.frozen(kw_only=True)
+class JobInterrupted(Event):
+    """The operator stopped the runner; the attempt is not charged and the job is pending."""
+
+    job: str
+    attempt: int
+    signal: int
+
+
+@attrs.frozen(kw_only=True)
+class JobRecovered(Event):
+    """An attempt whose runner vanished was settled: `to` is pending, failed or done.
+
+    `reason` is `abandoned` (its runner died on this host), `stale` (no heartbeat for
+    stale_seconds), `forced` (the operator said its runner is gone) or `card` (its run card
+    recorded how it finished).
+    """
+
+    job: str
+    attempt: int
+    to: str
+    reason: str
+    return_code: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class JobRetried(Event):
+    """The operator asked for a rerun: the job is pending with a fresh attempt budget."""
+
+    job: str
+
+
+@attrs.frozen(kw_only=True)
+class JobCancelled(Event):
+    """The operator cancelled the job; `run` skips it until it is retried."""
+
+    job: str

@@ -1,0 +1,274 @@
+"""The queue as a pure fold over events: `replay(events) -> Queue`.
+
+One small transition per event type. A transition gets the job the event is about and
+returns the job after it, or a sentence saying why the event does not fit; such events are
+kept as anomalies (status shows them) and never crash the fold. Events are folded in
+`(ts, id)` order, so the order lines happen to have in a merged file does not matter.
+
+Heartbeats are most of a long journal, so they only touch a small side table that is
+folded into the job when anything else happens to it: memory grows with jobs, not events.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+import attrs
+
+from journalq import codec
+from journalq import events as ev
+from journalq.codec import UnknownEvent
+from journalq.policy import status_after_failure
+from journalq.state import Anomaly, Attempt, Job, JobSpec, Queue, SessionInfo, Status
+
+E = TypeVar("E", bound=ev.Event)
+Transition = Callable[[Job, E], "Job | str"]
+_TRANSITIONS: dict[type[ev.Event], Transition[Any]] = {}
+
+
+def transition(kind: type[E]) -> Callable[[Transition[E]], Transition[E]]:
+    """Register the job-level transition for one event type."""
+
+    def register(fn: Transition[E]) -> Transition[E]:
+        _TRANSITIONS[kind] = fn
+        return fn
+
+    return register
+
+
+def sort_key(event: ev.Event) -> tuple[str, str]:
+    """The total order of a journal: by timestamp, ties broken by event id."""
+    return (event.ts, event.id)
+
+
+def replay(events: Iterable[ev.Event]) -> Queue:
+    """Fold events given in any order; sorts them only if they are not already in order."""
+    items = list(events)
+    keys = [sort_key(event) for event in items]
+    if any(a > b for a, b in itertools.pairwise(keys)):
+        items.sort(key=sort_key)
+    return replay_ordered(items)
+
+
+def replay_ordered(events: Iterable[ev.Event]) -> Queue:
+    """Fold events already in `(ts, id)` order, streaming: nothing but the state is kept."""
+    folder = Folder()
+    for event in events:
+        folder.feed(event)
+    return folder.queue()
+
+
+class Folder:
+    """A running fold: feed events in order, ask for the queue at any point."""
+
+    def __init__(self) -> None:
+        self._queue = Queue()
+        self._jobs: dict[str, Job] = {}
+        self._sessions: dict[str, SessionInfo] = {}
+        self._anomalies: dict[tuple[str | None, str], Anomaly] = {}
+        self._unknown: set[str] = set()
+        # job id -> (attempt, ts, child_pid) of its newest heartbeat not yet folded in
+        self._beats: dict[str, tuple[int, str, int | None]] = {}
+        self._count = 0
+        self._last: tuple[str, str] = ("", "")
+
+    def feed(self, event: ev.Event) -> None:
+        """Fold one event; it must not sort before the previous one."""
+        key = (event.ts, event.id)
+        if key < self._last:
+            raise ValueError(f"event {event.id} is out of (ts, id) order")
+        self._last = key
+        self._count += 1
+        kind = type(event)
+        if kind is ev.Heartbeat:
+            self._heartbeat(event)  # type: ignore[arg-type]
+        elif kind is ev.JobAdded:
+            self._added(event)  # type: ignore[arg-type]
+        elif kind in _TRANSITIONS:
+            self._job_event(event)
+        else:
+            self._queue_event(event)
+
+    def _heartbeat(self, beat: ev.Heartbeat) -> None:
+        job = self._jobs.get(beat.job)
+        if job is None or job.status is not Status.RUNNING or job.attempt != beat.attempt:
+            self._anomaly(beat, beat.job, f"heartbeat from attempt {beat.attempt}, "
+                          "which is not running")
+            return
+        self._beats[beat.job] = (beat.attempt, beat.ts, beat.child_pid)
+
+    def _added(self, event: ev.JobAdded) -> None:
+        if event.job in self._jobs:
+            self._anomaly(event, event.job, "job added twice; the second spec is ignored")
+        else:
+            self._jobs[event.job] = Job(id=event.job, spec=spec_of(event), added=event.ts)
+
+    def _job_event(self, event: ev.Event) -> None:
+        job_id: str = event.job  # type: ignore[attr-defined]
+        job = self._jobs.get(job_id)
+        if job is None:
+            self._anomaly(event, job_id, f"{codec.TAGS[type(event)]} for a job never added")
+            return
+        job = self._with_heartbeat(job)
+        self._beats.pop(job_id, None)
+        after = _TRANSITIONS[type(event)](job, event)
+        if isinstance(after, str):
+            self._anomaly(event, job_id, after)
+            after = job
+        self._jobs[job_id] = after
+
+    def _with_heartbeat(self, job: Job) -> Job:
+        """The job with its newest unfolded heartbeat written into its latest attempt."""
+        beat = self._beats.get(job.id)
+        if beat is None:
+            return job
+        _, ts, child_pid = beat
+        last = job.attempts[-1]
+        return attrs.evolve(job, attempts=(*job.attempts[:-1], attrs.evolve(
+            last, heartbeat=ts, child_pid=child_pid if child_pid is not None else last.child_pid,
+        )))
+
+    def _queue_event(self, event: ev.Event) -> None:
+        if isinstance(event, ev.QueueCreated):
+            if self._queue.name is not None and self._queue.name != event.queue:
+                self._anomaly(event, None, f"queue renamed from {self._queue.name!r} "
+                              f"to {event.queue!r}; the first name is kept")
+            else:
+                self._queue = attrs.evolve(self._queue, name=event.queue, config=event.config)
+        elif isinstance(event, ev.SessionStarted):
+            self._sessions[event.session] = SessionInfo(
+                id=event.session, command=event.command, host=event.host,
+                boot_id=event.boot_id, pid=event.pid, pid_start=event.pid_start,
+                started=event.ts,
+            )
+        elif isinstance(event, ev.SessionEnded):
+            info = self._sessions.get(event.session)
+            if info is not None:
+                self._sessions[event.session] = attrs.evolve(
+                    info, ended=event.ts, exit_code=event.exit_code
+                )
+        elif isinstance(event, UnknownEvent):
+            self._unknown.add(f"{event.type} (format v{event.v})")
+        else:
+            self._anomaly(event, None, f"no transition for {type(event).__name__}")
+
+    def _anomaly(self, event: ev.Event, job: str | None, message: str) -> None:
+        # Repeats (say, every late heartbeat of a superseded attempt) collapse into one entry.
+        key = (job, message)
+        known = self._anomalies.get(key)
+        if known is None:
+            self._anomalies[key] = Anomaly(event.id, event.ts, job, message)
+        else:
+            self._anomalies[key] = attrs.evolve(known, count=known.count + 1)
+
+    def queue(self) -> Queue:
+        """The state after every event fed so far."""
+        jobs = {job_id: self._with_heartbeat(job) for job_id, job in self._jobs.items()}
+        return attrs.evolve(
+            self._queue,
+            jobs=jobs,
+            sessions=dict(self._sessions),
+            anomalies=tuple(self._anomalies.values()),
+            unknown_types=frozenset(self._unknown),
+            events=self._count,
+            last_ts=self._last[0],
+        )
+
+
+def spec_of(event: ev.JobSpecEvent) -> JobSpec:
+    """The job spec an added or changed event records."""
+    return JobSpec(
+        argv=tuple(event.argv), shell=event.shell, cwd=event.cwd, env=dict(event.env),
+        out_dir=event.out_dir, max_attempts=event.max_attempts, timeout=event.timeout,
+        sha256=event.spec_sha256,
+    )
+
+
+def _is_current(job: Job, attempt: int) -> bool:
+    return job.status is Status.RUNNING and job.attempt == attempt
+
+
+@transition(ev.JobChanged)
+def _changed(job: Job, event: ev.JobChanged) -> Job | str:
+    spec = spec_of(event)
+    ran = job.last.spec_sha256 if job.last else None
+    changed_after_done = job.status is Status.DONE and spec.sha256 != ran
+    return attrs.evolve(job, spec=spec, changed_after_done=changed_after_done)
+
+
+@transition(ev.JobStarted)
+def _started(job: Job, event: ev.JobStarted) -> Job | str:
+    if job.status is not Status.PENDING:
+        return f"attempt {event.attempt} started while the job was {job.status.value}"
+    if event.attempt != job.attempt + 1:
+        return f"attempt {event.attempt} started after attempt {job.attempt}"
+    attempt = Attempt(
+        number=event.attempt, session=event.session, host=event.host, boot_id=event.boot_id,
+        pid=event.pid, started=event.ts, log=event.log, spec_sha256=event.spec_sha256,
+    )
+    return attrs.evolve(job, status=Status.RUNNING, attempts=(*job.attempts, attempt),
+                        charged=job.charged + 1, reason=None)
+
+
+@transition(ev.JobFinished)
+def _finished(job: Job, event: ev.JobFinished) -> Job | str:
+    if not _is_current(job, event.attempt):
+        return f"finish of attempt {event.attempt}, which is not running (late or superseded)"
+    job = _settle(job, event.ts, outcome=event.outcome, reason=event.reason,
+                  return_code=event.return_code, signal=event.signal, duration=event.duration)
+    if event.outcome == ev.DONE:
+        return attrs.evolve(job, status=Status.DONE, reason=None, changed_after_done=False)
+    return attrs.evolve(job, status=status_after_failure(job), reason=event.reason)
+
+
+@transition(ev.JobInterrupted)
+def _interrupted(job: Job, event: ev.JobInterrupted) -> Job | str:
+    if not _is_current(job, event.attempt):
+        return f"interruption of attempt {event.attempt}, which is not running"
+    job = _settle(job, event.ts, outcome="interrupted", reason="interrupted",
+                  signal=event.signal, charged=False)
+    return attrs.evolve(job, status=Status.PENDING, charged=job.charged - 1, reason=None)
+
+
+@transition(ev.JobRecovered)
+def _recovered(job: Job, event: ev.JobRecovered) -> Job | str:
+    if not _is_current(job, event.attempt):
+        return f"recovery of attempt {event.attempt}, which is not running"
+    try:
+        to = Status(event.to)
+    except ValueError:
+        return f"recovery to unknown status {event.to!r}"
+    if to is Status.RUNNING or to is Status.CANCELLED:
+        return f"recovery to {event.to!r}, which recovery never decides"
+    outcome = ev.DONE if to is Status.DONE else ev.FAILED
+    job = _settle(job, event.ts, outcome=outcome, reason=event.reason,
+                  return_code=event.return_code)
+    return attrs.evolve(job, status=to, reason=None if to is Status.DONE else event.reason)
+
+
+@transition(ev.JobRetried)
+def _retried(job: Job, event: ev.JobRetried) -> Job | str:
+    if job.status in (Status.PENDING, Status.RUNNING):
+        return f"retry of a job that was {job.status.value}"
+    return attrs.evolve(job, status=Status.PENDING, charged=0, reason=None,
+                        changed_after_done=False)
+
+
+@transition(ev.JobCancelled)
+def _cancelled(job: Job, event: ev.JobCancelled) -> Job | str:
+    if job.status in (Status.RUNNING, Status.DONE, Status.CANCELLED):
+        return f"cancel of a job that was {job.status.value}"
+    return attrs.evolve(job, status=Status.CANCELLED, reason="cancelled")
+
+
+def _settle(job: Job, ts: str, *, outcome: str, reason: str, return_code: int | None = None,
+            signal: int | None = None, duration: float | None = None,
+            charged: bool = True) -> Job:
+    """The job with its latest attempt closed at `ts`."""
+    last = job.attempts[-1]
+    closed = attrs.evolve(last, finished=ts, outcome=outcome, reason=reason,
+                          return_code=return_code, signal=signal, duration=duration,
+                          charged=charged)
+    return attrs.evolve(job, attempts=(*job.attempts[:-1], closed))

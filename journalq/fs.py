@@ -1,0 +1,141 @@
+"""The file-system seam: every journal and sync file operation goes through a `FileSystem`.
+
+The real one is a thin layer over `os`. Tests substitute one that records each operation,
+crashes after any of them, and on a simulated power loss keeps only what was fsync'd; the
+journal and sync code cannot tell the difference.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Protocol
+
+CHUNK = 1 << 20
+
+
+class FileSystem(Protocol):
+    """The operations the journal and sync code may perform on files."""
+
+    def open_append(self, path: str) -> int:
+        """A descriptor for appending to `path`, created (mode 0644) if missing."""
+        ...
+
+    def write(self, fd: int, data: bytes) -> int:
+        """Write once; returns how many bytes the kernel took (maybe fewer than asked)."""
+        ...
+
+    def fsync(self, fd: int) -> None:
+        """Make everything written to `fd` durable."""
+        ...
+
+    def fsync_dir(self, path: str) -> None:
+        """Make the directory's entries (files created or renamed in it) durable."""
+        ...
+
+    def truncate(self, fd: int, size: int) -> None:
+        """Cut the file open on `fd` back to `size` bytes."""
+        ...
+
+    def size(self, fd: int) -> int:
+        """The current size of the file open on `fd`."""
+        ...
+
+    def close(self, fd: int) -> None:
+        """Release the descriptor."""
+        ...
+
+    def read(self, path: str, offset: int = 0) -> Iterator[bytes]:
+        """The file's bytes from `offset`, in chunks; FileNotFoundError if it is missing."""
+        ...
+
+    def write_file(self, path: str, data: bytes) -> None:
+        """Create or overwrite `path` with `data` and fsync it (used for temp files)."""
+        ...
+
+    def replace(self, source: str, target: str) -> None:
+        """Atomically rename `source` over `target`."""
+        ...
+
+    def listdir(self, path: str) -> list[str]:
+        """The names in a directory."""
+        ...
+
+    def exists(self, path: str) -> bool:
+        """Whether `path` exists."""
+        ...
+
+    def makedirs(self, path: str) -> None:
+        """Create `path` and its parents if missing."""
+        ...
+
+    def remove(self, path: str) -> None:
+        """Delete a file if it exists."""
+        ...
+
+
+class RealFileSystem:
+    """The operating system's files, with the durability calls made explicit."""
+
+    def open_append(self, path: str) -> int:
+        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+    def write(self, fd: int, data: bytes) -> int:
+        return os.write(fd, data)
+
+    def fsync(self, fd: int) -> None:
+        os.fsync(fd)
+
+    def fsync_dir(self, path: str) -> None:
+        fd = os.open(path or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def truncate(self, fd: int, size: int) -> None:
+        os.ftruncate(fd, size)
+
+    def size(self, fd: int) -> int:
+        return os.fstat(fd).st_size
+
+    def close(self, fd: int) -> None:
+        os.close(fd)
+
+    def read(self, path: str, offset: int = 0) -> Iterator[bytes]:
+        with open(path, "rb", buffering=0) as handle:
+            if offset:
+                handle.seek(offset)
+            while chunk := handle.read(CHUNK):
+                yield chunk
+
+    def write_file(self, path: str, data: bytes) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def replace(self, source: str, target: str) -> None:
+        os.replace(source, target)
+
+    def listdir(self, path: str) -> list[str]:
+        return os.listdir(path)
+
+    def exists(self, path: str) -> bool:
+        return os.path.exists(path)
+
+    def makedirs(self, path: str) -> None:
+        os.makedirs(path, exist_ok=True)
+
+    def remove(self, path: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+
+
+REAL: FileSystem = RealFileSystem()

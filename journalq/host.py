@@ -1,0 +1,66 @@
+"""Facts about this machine and its processes, for telling a dead runner from a live one.
+
+A pid alone is not an identity (pids are reused), so a process is named by its pid plus its
+start time in clock ticks since boot, and a machine by its boot id: a reboot, or a new Colab
+VM, has another boot id, and then only heartbeats can tell whether a runner is alive.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from functools import cache
+from pathlib import Path
+
+
+@cache
+def hostname() -> str:
+    """This machine's name, as shown to people."""
+    return socket.gethostname()
+
+
+@cache
+def boot_id() -> str:
+    """An id that changes at every boot; '' where the platform has none (then no pid checks)."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def process_start(pid: int) -> int | None:
+    """When `pid` started, in clock ticks after boot; None if no such process.
+
+    0 means the process exists but the platform cannot say when it started.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return _exists(pid)
+    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+    fields = stat[stat.rindex(")") + 2:].split()
+    if fields[0] in ("Z", "X"):
+        return None  # a zombie has exited; only its exit status waits to be collected
+    return int(fields[19])
+
+
+def _exists(pid: int) -> int | None:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return 0
+    return 0
+
+
+def is_alive(pid: int, start: int) -> bool:
+    """Whether the process that had `pid` and started at `start` is still running."""
+    if pid <= 0:
+        return False
+    seen = process_start(pid) if Path("/proc").is_dir() else _exists(pid)
+    if seen is None:
+        return False
+    return start == 0 or seen == 0 or seen == start

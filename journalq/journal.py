@@ -1,0 +1,457 @@
+"""The only code that opens a journal: read and fold it, lock it, append to it.
+
+Guarantees, each guarding a known failure:
+- An append is one `write` of a whole line on an O_APPEND descriptor, then `fsync`. A short
+  write (disk full, file size limit) is cut back to the last whole line before failing, so a
+  half line is never left for the next append to bury in the middle of the file.
+- A torn or garbage tail (a crash mid-append, NUL bytes after a power loss) is dropped with a
+  warning when reading, and copied aside to `<journal>.torn-<time>` and cut off before the
+  next append.
+- A bad line followed by good ones is corruption, not a crash artefact: reading refuses it,
+  naming file, line and byte offset, and nothing is written.
+- A failed `fsync` is fatal and never retried: after one, the kernel may have dropped the
+  dirty pages and a second fsync can succeed without them (PostgreSQL's "fsyncgate", 2018).
+- One writer per journal per host: an exclusive `flock` on `<journal>.lock`, which the kernel
+  releases if the holder dies, so a crash never leaves a stale lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import heapq
+import itertools
+import json
+import os
+import posixpath
+import signal
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import attrs
+
+from journalq import codec, host
+from journalq import events as ev
+from journalq.errors import BusyError, JournalError
+from journalq.fold import Folder, sort_key
+from journalq.fs import REAL, FileSystem
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def format_ts(micros: int) -> str:
+    """Microseconds since the epoch as the journal's fixed-width RFC 3339 UTC form."""
+    return (_EPOCH + timedelta(microseconds=micros)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_ts_micros(ts: str) -> int:
+    """The inverse of `format_ts`."""
+    delta = datetime.fromisoformat(ts) - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def now_micros() -> int:
+    """The wall clock, in microseconds since the epoch."""
+    return time.time_ns() // 1000
+
+
+def lock_path(path: str) -> str:
+    """Where the writer's lock (and its holder's description) lives."""
+    return path + ".lock"
+
+
+# ---- reading ---------------------------------------------------------------------------------
+
+@attrs.frozen
+class BadLine:
+    """A line that is not a valid event."""
+
+    number: int
+    offset: int
+    reason: str
+
+
+@attrs.frozen
+class ReadReport:
+    """What reading a journal found besides its events."""
+
+    path: str
+    good_size: int
+    tail_size: int
+    lines: int
+    last_ts: str
+    newer_types: tuple[str, ...]
+    ordered: bool
+    tail_reason: str = ""
+
+
+class Reader:
+    """Streams a journal's events in file order, checking every line as it goes.
+
+    Iterate `events()` to the end, then read `report()`. Raises JournalError on a bad
+    line that has valid lines after it.
+    """
+
+    def __init__(self, path: str, fs: FileSystem = REAL, start: int = 0,
+                 end: int | None = None, first_line: int = 1) -> None:
+        self.path = path
+        self._fs = fs
+        self._start = start
+        self._end = end
+        self._first_line = first_line
+        self._good_end = start
+        self._lines = 0
+        self._last: tuple[str, str] = ("", "")
+        self._max_ts = ""
+        self._newer: set[str] = set()
+        self._bad: BadLine | None = None
+        self.run_starts: list[tuple[int, int]] = [(start, first_line)]
+        self._size = start
+
+    def events(self) -> Iterator[ev.Event]:
+        """Each valid event, in file order."""
+        number = self._first_line - 1
+        for offset, line, complete in _split_lines(self._fs, self.path, self._start, self._end):
+            number += 1
+            self._size = offset + len(line) + (1 if complete else 0)
+            event = _decode_line(line) if complete else "the final line has no newline (torn)"
+            if isinstance(event, str):
+                if self._bad is None:
+                    self._bad = BadLine(number, offset, event)
+                continue
+            if self._bad is not None:
+                raise JournalError(
+                    f"{self.path}:{self._bad.number} (byte {self._bad.offset}): corrupt line "
+                    f"({self._bad.reason}) followed by valid lines; nothing was written. "
+                    f"Inspect it, then run `journalq repair --state {self.path}`"
+                )
+            self._lines += 1
+            self._good_end = offset + len(line) + 1
+            key = sort_key(event)
+            if key < self._last:
+                self.run_starts.append((offset, number))
+            self._last = key
+            if key[0] > self._max_ts:
+                self._max_ts = key[0]
+            if isinstance(event, codec.UnknownEvent):
+                self._newer.add(f"{event.type} (v{event.v})")
+            yield event
+
+    def report(self) -> ReadReport:
+        """What the finished read found (call after `events()` is exhausted)."""
+        tail_reason = self._bad.reason if self._bad else ""
+        return ReadReport(
+            path=self.path, good_size=self._good_end, tail_size=self._size - self._good_end,
+            lines=self._lines, last_ts=self._max_ts, newer_types=tuple(sorted(self._newer)),
+            ordered=len(self.run_starts) == 1, tail_reason=tail_reason,
+        )
+
+
+def _split_lines(fs: FileSystem, path: str, start: int,
+                 end: int | None) -> Iterator[tuple[int, bytes, bool]]:
+    """(offset, line without its newline, whether it had one) for each line in [start, end)."""
+    position = offset = start
+    pending = b""
+    for chunk in fs.read(path, start):
+        if end is not None and position + len(chunk) > end:
+            chunk = chunk[: end - position]
+        position += len(chunk)
+        *lines, pending = (pending + chunk).split(b"\n")
+        for line in lines:
+            yield offset, line, True
+            offset += len(line) + 1
+        if end is not None and position >= end:
+            break
+    if pending:
+        yield offset, pending, False
+
+
+def _decode_line(line: bytes) -> ev.Event | str:
+    """The event on a line, or why there is none."""
+    if not line.strip(b"\0 \t\r"):
+        return "blank or NUL-filled line"
+    try:
+        obj: Any = json.loads(line)
+    except (ValueError, RecursionError) as exc:
+        return f"not JSON: {str(exc)[:80]}"
+    try:
+        return codec.decode(obj)
+    except codec.DecodeError as exc:
+        return str(exc)
+
+
+def replay(path: str, fs: FileSystem = REAL) -> tuple[Folder, ReadReport]:
+    """Fold the journal at `path` in (ts, id) order, streaming.
+
+    A journal is already in that order unless sessions that ran at the same time were merged
+    into it; then it is a few ordered runs, and those are merged lazily, one event per run
+    in memory at a time.
+    """
+    reader = Reader(path, fs)
+    folder = Folder()
+    for event in reader.events():
+        if len(reader.run_starts) == 1:
+            folder.feed(event)
+    report = reader.report()
+    if report.ordered:
+        return folder, report
+    bounds = [*reader.run_starts, (report.good_size, -1)]
+    runs = [Reader(path, fs, start, end, line).events()
+            for (start, line), (end, _) in itertools.pairwise(bounds)]
+    folder = Folder()
+    for event in heapq.merge(*runs, key=sort_key):
+        folder.feed(event)
+    return folder, report
+
+
+def tail_warning(report: ReadReport) -> str | None:
+    """The warning shown when a journal ends in a torn or garbage tail, if it does."""
+    if not report.tail_size:
+        return None
+    return (f"{report.path}: ignoring {report.tail_size} bytes after the last complete event "
+            f"at byte {report.good_size} ({report.tail_reason}); most likely a crash "
+            "mid-append. They are moved aside before the next write.")
+
+
+def writer_active(path: str) -> bool:
+    """Whether some process holds the journal's writer lock right now."""
+    try:
+        fd = os.open(lock_path(path), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+# ---- writing ---------------------------------------------------------------------------------
+
+@attrs.frozen
+class Holder:
+    """Who holds a journal's writer lock, as written into the lock file."""
+
+    pid: int
+    host: str
+    boot_id: str
+    since: str
+    command: str
+    session: str
+    child_pid: int | None = None
+    child_start: int | None = None
+
+
+class Writer:
+    """The single writer of one journal: holds its lock and appends stamped events."""
+
+    def __init__(self, path: str, fs: FileSystem, lock_fd: int, folder: Folder,
+                 report: ReadReport, session: str, previous: Holder | None,
+                 clock: Callable[[], int]) -> None:
+        self.path = path
+        self.fs = fs
+        self.session = session
+        self.report = report
+        self.previous_holder = previous
+        self.folder = folder
+        self._lock_fd = lock_fd
+        self._clock = clock
+        self._floor = parse_ts_micros(report.last_ts) if report.last_ts else 0
+        self._seq = 0
+        self._fd: int | None = None
+        self._size = report.good_size
+        self._broken: str | None = None
+        self._holder: Holder | None = None
+
+    @classmethod
+    def open(cls, path: str, *, session: str, command: str, fs: FileSystem = REAL,
+             clock: Callable[[], int] = now_micros) -> Writer:
+        """Lock the journal, read it whole, and get ready to append.
+
+        Refuses (BusyError) if another process holds the lock, and (JournalError) if the
+        journal is corrupt or was written by a newer journalq.
+        """
+        folder_path = posixpath.dirname(path) or "."
+        try:
+            fs.makedirs(folder_path)
+        except OSError as exc:
+            raise JournalError(f"cannot create {folder_path} for the journal: "
+                               f"{exc.strerror}") from None
+        lock_fd, previous = _lock(path, command, session, clock)
+        try:
+            folder, report = _replay_if_present(path, fs)
+            if report.newer_types:
+                raise JournalError(
+                    f"{path} holds events this journalq does not know "
+                    f"({', '.join(report.newer_types)}): a newer journalq wrote it. Upgrade "
+                    "journalq to write to it; `journalq status` still reads it"
+                )
+            writer = cls(path, fs, lock_fd, folder, report, session, previous, clock)
+            writer._holder = Holder(
+                pid=os.getpid(), host=host.hostname(), boot_id=host.boot_id(),
+                since=format_ts(clock()), command=command, session=session,
+            )
+            _write_holder(lock_fd, writer._holder)
+            writer._open_for_append()
+        except BaseException:
+            os.close(lock_fd)
+            raise
+        return writer
+
+    def _open_for_append(self) -> None:
+        created = not self.fs.exists(self.path)
+        try:
+            if self.report.tail_size:
+                self._move_tail_aside()
+            self._fd = self.fs.open_append(self.path)
+            if created:
+                self.fs.fsync_dir(posixpath.dirname(self.path) or ".")
+        except OSError as exc:
+            raise JournalError(f"cannot write {self.path}: {exc.strerror or exc}; check the "
+                               "folder's permissions and free space") from None
+        with contextlib.suppress(OSError, ValueError):
+            # Past RLIMIT_FSIZE the kernel kills us with SIGXFSZ; we want EFBIG, and a clean cut.
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+    def _move_tail_aside(self) -> None:
+        """Copy the torn tail to `<journal>.torn-<time>`, then cut it off the journal."""
+        tail = b"".join(self.fs.read(self.path, self.report.good_size))
+        stamp = format_ts(self._clock()).replace(":", "").replace("-", "")
+        aside = f"{self.path}.torn-{stamp}"
+        self.fs.write_file(aside, tail)
+        self.fs.fsync_dir(posixpath.dirname(self.path) or ".")
+        fd = self.fs.open_append(self.path)
+        try:
+            self.fs.truncate(fd, self.report.good_size)
+            self.fs.fsync(fd)
+        finally:
+            self.fs.close(fd)
+        self.tail_moved_to = aside
+
+    tail_moved_to: str | None = None
+
+    def stamp(self, event: ev.Event) -> ev.Event:
+        """The event with this session's next id and a timestamp never below any seen."""
+        self._seq += 1
+        micros = max(self._clock(), self._floor + 1)
+        self._floor = micros
+        return attrs.evolve(event, id=f"{self.session}:{self._seq}", ts=format_ts(micros),
+                            session=self.session)
+
+    def append(self, event: ev.Event) -> ev.Event:
+        """Stamp, append and fsync one event; it is durable when this returns."""
+        stamped = self.stamp(event)
+        self.append_line(codec.encode(stamped))
+        self.folder.feed(stamped)
+        return stamped
+
+    def append_line(self, line: bytes) -> None:
+        """Append one whole encoded line and fsync it (merge uses this for foreign events)."""
+        if self._broken is not None:
+            raise JournalError(self._broken)
+        assert self._fd is not None and line.endswith(b"\n")
+        try:
+            written = self.fs.write(self._fd, line)
+            reason = f"only {written} of {len(line)} bytes were written"
+        except OSError as exc:
+            written = -1
+            reason = exc.strerror or str(exc)
+        if written != len(line):
+            self._cut_back()
+            raise JournalError(
+                f"cannot append to {self.path}: {reason} (disk full or file size limit?); "
+                "the partial line was removed. Free space, then rerun"
+            )
+        try:
+            self.fs.fsync(self._fd)
+        except OSError as exc:
+            code = errno.errorcode.get(exc.errno or 0, "error")
+            self._broken = (f"fsync of {self.path} failed ({code}: {exc.strerror}); the "
+                            "last event may not be on disk and "
+                            "journalq will not write again in this process. Check the disk "
+                            "(dmesg), then run `journalq status`")
+            raise JournalError(self._broken) from None
+        self._size += len(line)
+
+    def _cut_back(self) -> None:
+        assert self._fd is not None
+        try:
+            self.fs.truncate(self._fd, self._size)
+            self.fs.fsync(self._fd)
+        except OSError as exc:
+            self._broken = (f"{self.path}: could not remove a partial line after a failed "
+                            f"write ({exc.strerror}); run `journalq repair --state {self.path}`")
+
+    def record_child(self, pid: int | None, start: int | None) -> None:
+        """Note in the lock file which process group runs now, so a later runner can reap
+        it if this runner is killed (the kernel kills nothing when a parent dies)."""
+        if self._holder is None:
+            return
+        self._holder = attrs.evolve(self._holder, child_pid=pid, child_start=start)
+        _write_holder(self._lock_fd, self._holder)
+
+    def close(self) -> None:
+        """Release the descriptor and the lock."""
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                self.fs.close(self._fd)
+            self._fd = None
+        if self._lock_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    def __enter__(self) -> Writer:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def _replay_if_present(path: str, fs: FileSystem) -> tuple[Folder, ReadReport]:
+    if not fs.exists(path):
+        return Folder(), ReadReport(path, 0, 0, 0, "", (), True)
+    return replay(path, fs)
+
+
+def _lock(path: str, command: str, session: str,
+          clock: Callable[[], int]) -> tuple[int, Holder | None]:
+    """Take the writer lock; returns its descriptor and the previous holder's description."""
+    where = lock_path(path)
+    try:
+        fd = os.open(where, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise JournalError(f"cannot create the lock file {where}: {exc.strerror}; the "
+                           "journal's folder must be writable") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        holder = _read_holder(fd)
+        os.close(fd)
+        if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+            raise JournalError(f"cannot lock {where}: {exc.strerror}") from None
+        who = (f"pid {holder.pid} on {holder.host} since {holder.since} "
+               f"(journalq {holder.command})") if holder else "another process"
+        raise BusyError(f"{path} is in use by {who}; wait for it to finish, or stop it "
+                        "first (one writer per journal)") from None
+    return fd, _read_holder(fd)
+
+
+def _read_holder(fd: int) -> Holder | None:
+    try:
+        data = os.pread(fd, 4096, 0)
+        return Holder(**json.loads(data)) if data else None
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _write_holder(fd: int, holder: Holder) -> None:
+    data = json.dumps(attrs.asdict(holder)).encode()
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, data, 0)

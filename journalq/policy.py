@@ -1,0 +1,178 @@
+"""Pure decisions over a folded queue: what runs next, what a dead runner left behind.
+
+Nothing here reads a clock, a file or a process table: the shell observes those and passes
+them in (`now`, `Observations`), and every decision comes back as events to append.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+
+from journalq import events as ev
+from journalq.state import Attempt, Job, JobSpec, Queue, Status
+
+ABANDONED = "abandoned"
+STALE = "stale"
+FORCED = "forced"
+CARD = "card"
+
+
+def status_after_failure(job: Job) -> Status:
+    """A charged failure leaves the job pending while its attempt budget lasts."""
+    return Status.PENDING if job.charged < job.spec.max_attempts else Status.FAILED
+
+
+def next_job(queue: Queue) -> Job | None:
+    """The first pending job in queue order, or None when nothing is left to run."""
+    return next((job for job in queue.jobs.values() if job.status is Status.PENDING), None)
+
+
+@attrs.frozen
+class RunCard:
+    """What a run card in a job's out_dir says about how one attempt ended."""
+
+    job: str
+    attempt: int
+    session: str
+    outcome: str
+    return_code: int | None
+
+
+@attrs.frozen
+class Observations:
+    """What the shell saw of the world, for deciding about `running` jobs.
+
+    `live_sessions` are the sessions on this host (same boot id) whose runner process is
+    still alive; `cards` are run cards found in running jobs' out_dirs, by job id.
+    """
+
+    now: datetime
+    boot_id: str
+    stale_seconds: float
+    live_sessions: frozenset[str] = frozenset()
+    cards: Mapping[str, RunCard] = attrs.Factory(dict)
+    force: bool = False
+
+
+@attrs.frozen
+class Orphan:
+    """A `running` job whose runner is gone, why we think so, and how old its last sign is."""
+
+    job: Job
+    reason: str
+    age: float
+
+
+@attrs.frozen
+class LiveRunner:
+    """A `running` job whose runner may still be alive: it blocks a second runner."""
+
+    job: Job
+    host: str
+    age: float
+
+
+def last_sign_of_life(attempt: Attempt) -> str:
+    """The newest timestamp the attempt's runner wrote: its last heartbeat, else its start."""
+    return attempt.heartbeat or attempt.started
+
+
+def seconds_between(earlier: str, now: datetime) -> float:
+    """Seconds from an RFC 3339 timestamp to `now` (negative if it lies in the future)."""
+    return (now - parse_ts(earlier)).total_seconds()
+
+
+def parse_ts(ts: str) -> datetime:
+    """An RFC 3339 UTC timestamp as written by journalq."""
+    return datetime.fromisoformat(ts).astimezone(UTC)
+
+
+def classify_running(queue: Queue, seen: Observations) -> tuple[list[Orphan], list[LiveRunner]]:
+    """Split `running` jobs into orphans (their runner is gone) and ones that may be alive.
+
+    On this host (same boot id) the answer is certain: the runner's process is alive or not.
+    Elsewhere only heartbeats tell: silence for `stale_seconds` means stale.
+    """
+    orphans: list[Orphan] = []
+    alive: list[LiveRunner] = []
+    for job in queue.by_status(Status.RUNNING):
+        attempt = job.last
+        assert attempt is not None  # a running job has started an attempt
+        age = seconds_between(last_sign_of_life(attempt), seen.now)
+        if attempt.boot_id == seen.boot_id:
+            if attempt.session in seen.live_sessions:
+                alive.append(LiveRunner(job, attempt.host, age))
+            else:
+                orphans.append(Orphan(job, ABANDONED, age))
+        elif age >= seen.stale_seconds:
+            orphans.append(Orphan(job, STALE, age))
+        elif seen.force:
+            orphans.append(Orphan(job, FORCED, age))
+        else:
+            alive.append(LiveRunner(job, attempt.host, age))
+    return orphans, alive
+
+
+def recover(orphans: Iterable[Orphan], cards: Mapping[str, RunCard]) -> list[ev.JobRecovered]:
+    """The events that settle each orphan: from its run card if it finished, else by budget.
+
+    A card counts only if it records this very attempt of this very session; an older card
+    left in the out_dir by an earlier attempt says nothing about this one.
+    """
+    settled: list[ev.JobRecovered] = []
+    for orphan in orphans:
+        job = orphan.job
+        attempt = job.last
+        assert attempt is not None
+        card = cards.get(job.id)
+        if card and (card.attempt, card.session) == (attempt.number, attempt.session):
+            to = Status.DONE if card.outcome == ev.DONE else status_after_failure(job)
+            settled.append(ev.JobRecovered(
+                job=job.id, attempt=attempt.number, to=to.value, reason=CARD,
+                return_code=card.return_code,
+            ))
+        else:
+            to = status_after_failure(job)
+            settled.append(ev.JobRecovered(
+                job=job.id, attempt=attempt.number, to=to.value, reason=orphan.reason,
+            ))
+    return settled
+
+
+@attrs.frozen
+class Drift:
+    """A job whose spec in the journal differs from the one its config gives now."""
+
+    job: Job
+    config: JobSpec
+
+
+def reconcile(queue: Queue, specs: Mapping[str, JobSpec]) -> tuple[list[ev.JobAdded], list[Drift]]:
+    """The jobs a config adds to the queue, and the known jobs whose spec it changes."""
+    added: list[ev.JobAdded] = []
+    drifted: list[Drift] = []
+    for job_id, spec in specs.items():
+        known = queue.jobs.get(job_id)
+        if known is None:
+            added.append(ev.JobAdded(job=job_id, **spec_fields(spec)))
+        elif known.spec.sha256 != spec.sha256:
+            drifted.append(Drift(known, spec))
+    return added, drifted
+
+
+def changed_event(drift: Drift) -> ev.JobChanged:
+    """The event that records the config's new spec for a drifted job."""
+    return ev.JobChanged(job=drift.job.id, **spec_fields(drift.config))
+
+
+def spec_fields(spec: JobSpec) -> dict[str, Any]:
+    """A spec as the keyword fields of `job_added` / `job_changed`."""
+    return {
+        "argv": spec.argv, "shell": spec.shell, "cwd": spec.cwd, "env": dict(spec.env),
+        "out_dir": spec.out_dir, "max_attempts": spec.max_attempts, "timeout": spec.timeout,
+        "spec_sha256": spec.sha256,
+    }

@@ -1,0 +1,211 @@
+"""Everything journalq shows people: the status table, `--json`, progress lines, summaries.
+
+Pure functions from values to text; the commands decide where the text goes.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from journalq.policy import seconds_between
+from journalq.state import Attempt, Job, Queue, Status
+
+JSON_SCHEMA_VERSION = 1
+
+
+def duration(seconds: float | None) -> str:
+    """A short human duration: `0.4s`, `12s`, `1m02s`, `3h04m`."""
+    if seconds is None:
+        return "-"
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def command_text(job: Job) -> str:
+    """The job's command as one line a person could paste into a shell."""
+    if job.spec.shell:
+        return job.spec.argv[0]
+    return shlex.join(job.spec.argv)
+
+
+def counts_line(queue: Queue) -> str:
+    """`12 jobs: 9 done, 1 running, 1 pending, 1 failed, 0 cancelled`."""
+    counts = queue.counts()
+    parts = ", ".join(f"{counts[status]} {status.value}" for status in Status)
+    return f"{len(queue.jobs)} jobs: {parts}"
+
+
+def status_table(queue: Queue, now: datetime) -> str:
+    """The status view: a counts line, one row per job, then notes and anomalies."""
+    rows = [("JOB", "STATUS", "ATTEMPT", "RC", "DURATION", "HEARTBEAT", "OUT_DIR")]
+    for job in queue.jobs.values():
+        rows.append((
+            job.id, _status_word(job), f"{job.attempt}/{job.spec.max_attempts}",
+            _rc(job.last), duration(_duration(job.last, now)), _beat_age(job, now),
+            job.spec.out_dir,
+        ))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    lines = [f"queue {queue.name or '?'}: {counts_line(queue)}", ""]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        lines.append("  ".join([*cells, row[-1]]).rstrip())
+    lines.extend(notes(queue))
+    return "\n".join(lines)
+
+
+def _status_word(job: Job) -> str:
+    if job.status is Status.DONE and job.changed_after_done:
+        return "done*"
+    if job.status is Status.FAILED and job.reason and job.reason != "exit":
+        return f"failed({job.reason})"
+    return job.status.value
+
+
+def _rc(attempt: Attempt | None) -> str:
+    if attempt is None:
+        return "-"
+    if attempt.signal is not None and attempt.return_code is None:
+        return f"sig{attempt.signal}"
+    return "-" if attempt.return_code is None else str(attempt.return_code)
+
+
+def _duration(attempt: Attempt | None, now: datetime) -> float | None:
+    if attempt is None:
+        return None
+    if attempt.duration is not None:
+        return attempt.duration
+    if attempt.finished is None:
+        return seconds_between(attempt.started, now)
+    return None
+
+
+def _beat_age(job: Job, now: datetime) -> str:
+    attempt = job.last
+    if job.status is not Status.RUNNING or attempt is None:
+        return "-"
+    return duration(seconds_between(attempt.heartbeat or attempt.started, now)) + " ago"
+
+
+def notes(queue: Queue) -> list[str]:
+    """Lines that explain anything unusual: changed specs, anomalies, newer event types."""
+    lines: list[str] = []
+    changed = [job.id for job in queue.jobs.values() if job.changed_after_done]
+    if changed:
+        lines.append("")
+        lines.append(f"done* = the config changed after the job was done ({', '.join(changed)}); "
+                     "it is not rerun unless you `journalq retry` it")
+    if queue.anomalies:
+        lines.append("")
+        lines.append(f"{len(queue.anomalies)} event(s) did not fit the state (kept, ignored):")
+        for anomaly in queue.anomalies:
+            times = f" (x{anomaly.count})" if anomaly.count > 1 else ""
+            lines.append(f"  {anomaly.event_id} {anomaly.job or '-'}: {anomaly.message}{times}")
+    if queue.unknown_types:
+        lines.append("")
+        lines.append("events from a newer journalq were skipped: "
+                     + ", ".join(sorted(queue.unknown_types)))
+    return lines
+
+
+def job_json(job: Job) -> dict[str, Any]:
+    """One job as `status --json` shows it (documented in the README)."""
+    last = job.last
+    return {
+        "id": job.id,
+        "status": job.status.value,
+        "attempt": job.attempt,
+        "max_attempts": job.spec.max_attempts,
+        "attempts_left": job.attempts_left,
+        "command": list(job.spec.argv),
+        "shell": job.spec.shell,
+        "cwd": job.spec.cwd,
+        "out_dir": job.spec.out_dir,
+        "created": job.added,
+        "started": last.started if last else None,
+        "finished": last.finished if last else None,
+        "last_heartbeat": last.heartbeat if last else None,
+        "return_code": last.return_code if last else None,
+        "signal": last.signal if last else None,
+        "duration": last.duration if last else None,
+        "reason": job.reason,
+        "log": last.log if last else None,
+        "spec_sha256": job.spec.sha256,
+        "changed_after_done": job.changed_after_done,
+        "attempts": [_attempt_json(attempt) for attempt in job.attempts],
+    }
+
+
+def _attempt_json(attempt: Attempt) -> dict[str, Any]:
+    return {
+        "attempt": attempt.number, "session": attempt.session, "host": attempt.host,
+        "started": attempt.started, "finished": attempt.finished,
+        "last_heartbeat": attempt.heartbeat, "outcome": attempt.outcome,
+        "reason": attempt.reason, "return_code": attempt.return_code,
+        "signal": attempt.signal, "duration": attempt.duration, "log": attempt.log,
+        "charged": attempt.charged,
+    }
+
+
+def status_json(queue: Queue, journal: str, warnings: Iterable[str]) -> str:
+    """The whole `status --json` document."""
+    document = {
+        "schema": JSON_SCHEMA_VERSION,
+        "queue": queue.name,
+        "journal": journal,
+        "events": queue.events,
+        "counts": {status.value: count for status, count in queue.counts().items()},
+        "jobs": [job_json(job) for job in queue.jobs.values()],
+        "anomalies": [
+            {"event": a.event_id, "ts": a.ts, "job": a.job, "message": a.message,
+             "count": a.count} for a in queue.anomalies
+        ],
+        "unknown_event_types": sorted(queue.unknown_types),
+        "warnings": list(warnings),
+    }
+    return json.dumps(document, indent=2, ensure_ascii=False)
+
+
+def progress(position: int, total: int, word: str, job: Job, detail: str = "",
+             eta: float | None = None) -> str:
+    """One progress line: `[3/12] done   gpt2-L4-8  rc=0  1m02s  (eta 9m)`."""
+    width = len(str(total))
+    tail = f"  (eta {duration(eta)})" if eta is not None else ""
+    detail = f"  {detail}" if detail else ""
+    return f"[{position:>{width}}/{total}] {word:<7}{job.id}{detail}{tail}"
+
+
+def finish_detail(attempt: Attempt) -> str:
+    """`rc=0  1m02s` for a finished attempt."""
+    code = f"rc={attempt.return_code}" if attempt.return_code is not None else (
+        f"signal={attempt.signal}")
+    reason = f" ({attempt.reason})" if attempt.reason not in (None, "exit") else ""
+    return f"{code}{reason}  {duration(attempt.duration)}"
+
+
+def summary(queue: Queue, ran: Mapping[str, str]) -> str:
+    """The closing lines of `run`: counts, then each failed job with its code and log."""
+    lines = [f"{queue.name}: {counts_line(queue)}"]
+    failed = queue.by_status(Status.FAILED)
+    for job in failed:
+        last = job.last
+        code = _rc(last)
+        log = last.log if last else "-"
+        lines.append(f"  failed {job.id}  rc={code}  reason={job.reason}  log={log}")
+    if failed:
+        lines.append("rerun them with `journalq retry --failed` then `journalq run` again")
+    pending = queue.by_status(Status.PENDING)
+    if pending and ran:
+        lines.append(f"{len(pending)} job(s) still pending")
+    return "\n".join(lines)

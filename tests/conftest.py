@@ -1,0 +1,67 @@
+"""Shared fixtures: a throwaway project folder, and journalq run as a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+WORKER = Path(__file__).resolve().parent / "worker.py"
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A project folder like a user's: configs/, and scripts/run_sweep.py (the test worker).
+
+    The test runs with it as the current directory, as a user would run journalq.
+    """
+    shutil.copytree(REPO / "configs", tmp_path / "configs")
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(WORKER, tmp_path / "scripts" / "run_sweep.py")
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path
+
+
+def journalq(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+             timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run `python -m journalq ARGS` as a separate process and capture its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "journalq", *args], cwd=cwd, capture_output=True, text=True,
+        env={**os.environ, **(env or {})}, timeout=timeout,
+    )
+
+
+def spawn(*args: str, cwd: Path | None = None,
+          env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """Start `python -m journalq ARGS` in the background."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "journalq", *args], cwd=cwd, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})},
+    )
+
+
+def events(journal: Path) -> list[dict[str, object]]:
+    """Every complete line of a journal, parsed."""
+    lines = journal.read_bytes().split(b"\n")
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def status_json(journal: Path, cwd: Path | None = None) -> dict[str, object]:
+    """`journalq status --json` of a journal, parsed."""
+    done = journalq("status", "--state", str(journal), "--json", cwd=cwd)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def write(path: Path, text: str) -> Path:
+    """Write a file, creating its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
