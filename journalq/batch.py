@@ -43,7 +43,7 @@ from journalq.state import Job, Status
 
 TRUST_CONFIG = "config"
 TRUST_JOURNAL = "journal"
-_SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
+_SIGNAL_EXIT: dict[int, int] = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
 
 
 def run(config_path: str, state: str | None, *, resume: bool, stale_seconds: float | None,
@@ -149,8 +149,9 @@ class Batch:
             ))
             started_ts = self.session.queue().jobs[job.id].attempts[-1].started
             position, total = self._position()
+            running = self.session.queue().jobs[job.id]
             self.console.err(render.progress(position, total, "start", job,
-                                             f"attempt {number}/{spec.max_attempts}"))
+                                             f"attempt {number}, try {render.tries(running)}"))
             log_text(log_fd, f"# journalq: job {job.id} attempt {number}\n"
                              f"# command: {render.command_text(job)}\n# cwd: {spec.cwd}\n"
                              f"# started: {started_ts}\n")
@@ -163,18 +164,18 @@ class Batch:
                 log_fd=log_fd,
                 watch=Watch(self.cfg.heartbeat_seconds, spec.timeout, self.cfg.grace_seconds),
                 interrupts=self.interrupts,
-                on_spawn=lambda pid: self._spawned(pid, child),
+                on_spawn=lambda pid: self._spawned(job.id, pid, child),
                 on_heartbeat=lambda: self._heartbeat(job.id, number, child),
                 echo=None if self.quiet else LineEcho(f"{job.id} | ", self.console.echo),
             )
             log_text(log_fd, f"# exit: {_exit_text(result)} after "
                              f"{render.duration(result.duration)}\n")
-        self.session.writer.record_child(None, None)
+        self.session.writer.record_child(None, None, None)
         self._record(job, number, result, out_dir, started_ts)
 
-    def _spawned(self, pid: int, child: list[int]) -> None:
+    def _spawned(self, job_id: str, pid: int, child: list[int]) -> None:
         child.append(pid)
-        self.session.writer.record_child(pid, host.process_start(pid))
+        self.session.writer.record_child(job_id, pid, host.process_start(pid))
 
     def _heartbeat(self, job_id: str, attempt: int, child: list[int]) -> None:
         self.session.append(ev.Heartbeat(job=job_id, attempt=attempt,

@@ -22,6 +22,7 @@ from journalq.errors import (
     EXIT_OK,
     ConfigError,
     DecisionNeeded,
+    JournalError,
     JournalqError,
     UsageError,
 )
@@ -80,7 +81,7 @@ def read_queue(path: str, console: Console) -> Queue:
     try:
         folder, report = journal.replay(path)
     except OSError as exc:
-        raise journal.JournalError(f"cannot read {path}: {exc.strerror}") from None
+        raise JournalError(f"cannot read {path}: {exc.strerror}") from None
     warning = journal.tail_warning(report)
     # A running writer's half-written line is not a torn tail; it will be whole in a moment.
     if warning and not journal.writer_active(path):
@@ -161,14 +162,14 @@ def recover_orphans(session: Session, orphans: Sequence[policy.Orphan],
                     cards: dict[str, policy.RunCard], console: Console,
                     grace_seconds: float = config_mod.DEFAULT_GRACE_SECONDS) -> int:
     """Settle jobs whose runner is gone; first stop a job it left running on this host."""
-    previous = session.writer.previous_holder
-    if (orphans and previous is not None and previous.child_pid
-            and previous.boot_id == host.boot_id() and not host.is_alive(previous.pid, 0)):
+    left = session.writer.left_running
+    if left is not None and left.job in {orphan.job.id for orphan in orphans}:
         from journalq.runner import kill_orphan
 
-        if kill_orphan(previous.child_pid, previous.child_start or 0, grace_seconds):
-            console.warn(f"stopped process group {previous.child_pid}, left running by the "
-                         f"killed runner (pid {previous.pid})")
+        if kill_orphan(left.pid, left.start, grace_seconds):
+            console.warn(f"stopped process group {left.pid} of job {left.job}, left running "
+                         "by a runner that was killed")
+        session.writer.forget_left_running()
     events = policy.recover(orphans, cards)
     for event in events:
         session.append(event)

@@ -245,19 +245,35 @@ class Holder:
     session: str
     child_pid: int | None = None
     child_start: int | None = None
+    child_job: str | None = None
+
+
+@attrs.frozen
+class LeftRunning:
+    """A job's process group that a killed runner left behind on this machine.
+
+    The kernel does not stop a child when its parent is SIGKILLed. The runner notes its
+    current child in the lock file; the next writer carries that note forward until a
+    recovery of the job stops the group, so a refused `run` cannot lose it.
+    """
+
+    job: str
+    pid: int
+    start: int
+    boot_id: str
 
 
 class Writer:
     """The single writer of one journal: holds its lock and appends stamped events."""
 
     def __init__(self, path: str, fs: FileSystem, lock_fd: int, folder: Folder,
-                 report: ReadReport, session: str, previous: Holder | None,
+                 report: ReadReport, session: str, left_running: LeftRunning | None,
                  clock: Callable[[], int]) -> None:
         self.path = path
         self.fs = fs
         self.session = session
         self.report = report
-        self.previous_holder = previous
+        self.left_running = left_running
         self.folder = folder
         self._lock_fd = lock_fd
         self._clock = clock
@@ -282,7 +298,7 @@ class Writer:
         except OSError as exc:
             raise JournalError(f"cannot create {folder_path} for the journal: "
                                f"{exc.strerror}") from None
-        lock_fd, previous = _lock(path, command, session, clock)
+        lock_fd, record = _lock(path)
         try:
             folder, report = _replay_if_present(path, fs)
             if report.newer_types:
@@ -291,12 +307,13 @@ class Writer:
                     f"({', '.join(report.newer_types)}): a newer journalq wrote it. Upgrade "
                     "journalq to write to it; `journalq status` still reads it"
                 )
-            writer = cls(path, fs, lock_fd, folder, report, session, previous, clock)
+            writer = cls(path, fs, lock_fd, folder, report, session, _left_running(record),
+                         clock)
             writer._holder = Holder(
                 pid=os.getpid(), host=host.hostname(), boot_id=host.boot_id(),
                 since=format_ts(clock()), command=command, session=session,
             )
-            _write_holder(lock_fd, writer._holder)
+            _write_holder(lock_fd, writer._holder, writer.left_running)
             writer._open_for_append()
         except BaseException:
             os.close(lock_fd)
@@ -387,13 +404,20 @@ class Writer:
             self._broken = (f"{self.path}: could not remove a partial line after a failed "
                             f"write ({exc.strerror}); run `journalq repair --state {self.path}`")
 
-    def record_child(self, pid: int | None, start: int | None) -> None:
-        """Note in the lock file which process group runs now, so a later runner can reap
+    def record_child(self, job: str | None, pid: int | None, start: int | None) -> None:
+        """Note in the lock file which process group runs now, so a later runner can stop
         it if this runner is killed (the kernel kills nothing when a parent dies)."""
         if self._holder is None:
             return
-        self._holder = attrs.evolve(self._holder, child_pid=pid, child_start=start)
-        _write_holder(self._lock_fd, self._holder)
+        self._holder = attrs.evolve(self._holder, child_pid=pid, child_start=start,
+                                    child_job=job)
+        _write_holder(self._lock_fd, self._holder, self.left_running)
+
+    def forget_left_running(self) -> None:
+        """The group a killed runner left behind has been dealt with."""
+        self.left_running = None
+        if self._holder is not None:
+            _write_holder(self._lock_fd, self._holder, None)
 
     def close(self) -> None:
         """Release the descriptor and the lock."""
@@ -419,9 +443,8 @@ def _replay_if_present(path: str, fs: FileSystem) -> tuple[Folder, ReadReport]:
     return replay(path, fs)
 
 
-def _lock(path: str, command: str, session: str,
-          clock: Callable[[], int]) -> tuple[int, Holder | None]:
-    """Take the writer lock; returns its descriptor and the previous holder's description."""
+def _lock(path: str) -> tuple[int, dict[str, Any] | None]:
+    """Take the writer lock; returns its descriptor and what the previous holder wrote."""
     where = lock_path(path)
     try:
         fd = os.open(where, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -439,19 +462,49 @@ def _lock(path: str, command: str, session: str,
                f"(journalq {holder.command})") if holder else "another process"
         raise BusyError(f"{path} is in use by {who}; wait for it to finish, or stop it "
                         "first (one writer per journal)") from None
-    return fd, _read_holder(fd)
+    return fd, _read_lock_record(fd)
 
 
 def _read_holder(fd: int) -> Holder | None:
+    record = _read_lock_record(fd)
+    if record is None:
+        return None
     try:
-        data = os.pread(fd, 4096, 0)
-        return Holder(**json.loads(data)) if data else None
-    except (OSError, ValueError, TypeError):
+        return Holder(**record["holder"])
+    except (KeyError, TypeError):
         return None
 
 
-def _write_holder(fd: int, holder: Holder) -> None:
-    data = json.dumps(attrs.asdict(holder)).encode()
+def _read_lock_record(fd: int) -> dict[str, Any] | None:
+    try:
+        data = os.pread(fd, 8192, 0)
+        record = json.loads(data) if data else None
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _left_running(record: dict[str, Any] | None) -> LeftRunning | None:
+    """The job process group a dead previous holder left running on this machine, if any."""
+    if record is None:
+        return None
+    candidates: list[LeftRunning] = []
+    holder: Any = record.get("holder")
+    with contextlib.suppress(TypeError, KeyError, AttributeError):
+        if holder["child_pid"] and holder["child_job"]:
+            candidates.append(LeftRunning(holder["child_job"], holder["child_pid"],
+                                          holder["child_start"] or 0, holder["boot_id"]))
+    with contextlib.suppress(TypeError, KeyError):
+        candidates.append(LeftRunning(**record["left_running"]))
+    for left in candidates:
+        if left.boot_id == host.boot_id() and host.is_alive(left.pid, left.start):
+            return left
+    return None
+
+
+def _write_holder(fd: int, holder: Holder, left: LeftRunning | None) -> None:
+    record = {"holder": attrs.asdict(holder),
+              "left_running": attrs.asdict(left) if left else None}
     with contextlib.suppress(OSError):
         os.ftruncate(fd, 0)
-        os.pwrite(fd, data, 0)
+        os.pwrite(fd, json.dumps(record).encode(), 0)

@@ -49,10 +49,10 @@ def counts_line(queue: Queue) -> str:
 
 def status_table(queue: Queue, now: datetime) -> str:
     """The status view: a counts line, one row per job, then notes and anomalies."""
-    rows = [("JOB", "STATUS", "ATTEMPT", "RC", "DURATION", "HEARTBEAT", "OUT_DIR")]
+    rows = [("JOB", "STATUS", "ATTEMPT", "TRIES", "RC", "DURATION", "HEARTBEAT", "OUT_DIR")]
     for job in queue.jobs.values():
         rows.append((
-            job.id, _status_word(job), f"{job.attempt}/{job.spec.max_attempts}",
+            job.id, _status_word(job), str(job.attempt), tries(job),
             _rc(job.last), duration(_duration(job.last, now)), _beat_age(job, now),
             job.spec.out_dir,
         ))
@@ -63,6 +63,11 @@ def status_table(queue: Queue, now: datetime) -> str:
         lines.append("  ".join([*cells, row[-1]]).rstrip())
     lines.extend(notes(queue))
     return "\n".join(lines)
+
+
+def tries(job: Job) -> str:
+    """Attempts charged against the budget / the budget (an interrupted one is free)."""
+    return f"{job.charged}/{job.spec.max_attempts}"
 
 
 def _status_word(job: Job) -> str:
