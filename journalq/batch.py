@@ -41,6 +41,10 @@ from journalq.runner import run_attempt as spawn_and_watch
 from journalq.session import Session
 from journalq.state import Job, Status
 
+# Crash tests (and only they) set JOURNALQ_FAILPOINT=<point>[@<job>] to SIGKILL the runner at
+# an exact step of an attempt: before-spawn, after-exit, after-card or after-finish.
+_FAILPOINT = os.environ.get("JOURNALQ_FAILPOINT", "")
+
 TRUST_CONFIG = "config"
 TRUST_JOURNAL = "journal"
 _SIGNAL_EXIT: dict[int, int] = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
@@ -156,6 +160,7 @@ class Batch:
                              f"# command: {render.command_text(job)}\n# cwd: {spec.cwd}\n"
                              f"# started: {started_ts}\n")
             child: list[int] = []
+            failpoint("before-spawn", job.id)
             result = spawn_and_watch(
                 spec, cwd=os.path.join(self.base, spec.cwd),
                 env=child_env(spec, {"JOURNALQ_JOB": job.id, "JOURNALQ_ATTEMPT": str(number),
@@ -171,7 +176,9 @@ class Batch:
             log_text(log_fd, f"# exit: {_exit_text(result)} after "
                              f"{render.duration(result.duration)}\n")
         self.session.writer.record_child(None, None, None)
+        failpoint("after-exit", job.id)
         self._record(job, number, result, out_dir, started_ts)
+        failpoint("after-finish", job.id)
 
     def _spawned(self, job_id: str, pid: int, child: list[int]) -> None:
         child.append(pid)
@@ -200,6 +207,7 @@ class Batch:
             "host": host.hostname(), "journalq_version": __version__,
             "spec_sha256": job.spec.sha256,
         })
+        failpoint("after-card", job.id)
         self.session.append(ev.JobFinished(
             job=job.id, attempt=number, return_code=result.return_code, signal=result.signal,
             outcome=outcome, reason=result.reason, duration=round(result.duration, 6),
@@ -248,6 +256,12 @@ class Batch:
             self.session.exit_reason = "interrupted"
         self.session.exit_code = code
         return code
+
+
+def failpoint(point: str, job_id: str) -> None:
+    """Die by SIGKILL here if a crash test asked for it (see _FAILPOINT)."""
+    if _FAILPOINT and _FAILPOINT in (point, f"{point}@{job_id}"):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _exit_text(result: Exit) -> str:
