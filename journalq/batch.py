@@ -23,6 +23,7 @@ from journalq.commands import (
     default_state,
     describe_orphan,
     load_config,
+    mirror_for,
     observe,
     recover_orphans,
     refuse_orphans,
@@ -52,17 +53,16 @@ _SIGNAL_EXIT: dict[int, int] = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.
 
 def run(config_path: str, state: str | None, *, resume: bool, stale_seconds: float | None,
         force: bool, trust: str | None, quiet: bool, console: Console,
-        sync: Callable[[Session, bool], None] | None = None) -> int:
+        sync_dir: str | None = None) -> int:
     """Run every pending job of the queue; returns 0 when all are done, 1 if any failed."""
     cfg = load_config(config_path)
     path = state or default_state(cfg)
-    with Interrupts() as interrupts, writing(path, "run", console) as session:
-        batch = Batch(cfg, session, console, interrupts, quiet, sync)
+    mirror = mirror_for(sync_dir, cfg, None, console)
+    with Interrupts() as interrupts, writing(path, "run", console, mirror) as session:
+        batch = Batch(cfg, session, console, interrupts, quiet, mirror.push if mirror else None)
         batch.prepare(resume=resume, force=force, trust=trust,
                       stale_seconds=stale_seconds or cfg.stale_seconds)
         batch.run_pending()
-        if sync:
-            sync(session, True)
         return batch.finish()
 
 
@@ -91,6 +91,12 @@ class Batch:
         self._settle_drift(drifted, trust)
         queue = self.session.queue()
         seen = observe(queue, stale_seconds, force)
+        elsewhere = [] if force else policy.runners_elsewhere(queue, seen)
+        if elsewhere:
+            who = "; ".join(f"session {r.session} on {r.host}, last heard from "
+                            f"{render.duration(r.age)} ago" for r in elsewhere)
+            raise BusyError(f"another runner looks alive ({who}); if that runtime is gone, "
+                            "rerun with --force (or wait stale_seconds)")
         orphans, alive = policy.classify_running(queue, seen)
         if alive:
             who = "; ".join(f"{r.job.id} on {r.host}, last heartbeat "
@@ -152,6 +158,8 @@ class Batch:
                 pid=os.getpid(), log=log_path, spec_sha256=spec.sha256,
             ))
             started_ts = self.session.queue().jobs[job.id].attempts[-1].started
+            if self.sync:
+                self.sync(self.session, True)
             position, total = self._position()
             running = self.session.queue().jobs[job.id]
             self.console.err(render.progress(position, total, "start", job,

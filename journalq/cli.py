@@ -98,6 +98,10 @@ def _parser() -> argparse.ArgumentParser:
     state_args(cancel)
     cancel.add_argument("jobs", nargs="+", metavar="JOB")
     sync_arg(cancel)
+
+    sync = command("sync", "merge the sync folder's copies into the journal and copy it back")
+    state_args(sync)
+    sync_arg(sync)
     return parser
 
 
@@ -123,24 +127,28 @@ def _dispatch(args: argparse.Namespace, console: commands.Console) -> int:
     from journalq import commands
 
     if args.command == "init":
-        return commands.init(args.config, args.state, console)
+        return commands.init(args.config, args.state, console, args.sync_dir)
     if args.command == "status":
-        return commands.status(args.state, args.config, args.json, args.stale_seconds, console)
+        return commands.status(args.state, args.config, args.json, args.stale_seconds, console,
+                               args.sync_dir)
     if args.command == "recover":
         return commands.recover(args.state, args.config, args.stale_seconds, args.dry_run,
-                                args.force, console)
+                                args.force, console, args.sync_dir)
     if args.command == "retry":
         if args.failed and args.jobs:
             raise _usage("give --failed or job ids, not both")
-        return commands.retry(args.state, args.config, args.jobs, args.failed, console)
+        return commands.retry(args.state, args.config, args.jobs, args.failed, console,
+                              args.sync_dir)
     if args.command == "cancel":
-        return commands.cancel(args.state, args.config, args.jobs, console)
+        return commands.cancel(args.state, args.config, args.jobs, console, args.sync_dir)
+    if args.command == "sync":
+        return commands.sync(args.state, args.config, args.sync_dir, console)
     if args.command == "run":
         from journalq import batch
 
         return batch.run(args.config, args.state, resume=args.resume,
                          stale_seconds=args.stale_seconds, force=args.force, trust=args.trust,
-                         quiet=args.quiet, console=console)
+                         quiet=args.quiet, console=console, sync_dir=args.sync_dir)
     raise _usage(f"unknown command {args.command}")
 
 

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import posixpath
 from collections.abc import Callable, Iterator, Sequence
@@ -28,6 +29,7 @@ from journalq.errors import (
 )
 from journalq.session import Session
 from journalq.state import Job, Queue, Status
+from journalq.sync import Mirror, merged_queue
 
 
 @attrs.frozen
@@ -90,10 +92,19 @@ def read_queue(path: str, console: Console) -> Queue:
 
 
 @contextmanager
-def writing(path: str, command: str, console: Console) -> Iterator[Session]:
-    """A session on the journal that records how the command ended."""
+def writing(path: str, command: str, console: Console,
+            mirror: Mirror | None = None) -> Iterator[Session]:
+    """A session on the journal that records how the command ended.
+
+    With a mirror, copies in the sync folder are merged in first, and the journal is
+    copied back out at the end, whatever happened in between.
+    """
     session = Session.open(path, command, console.warn)
     try:
+        if mirror is not None:
+            merged = mirror.pull(session)
+            if merged:
+                console.err(f"merged {merged} event(s) from {mirror.sync_dir}")
         yield session
     except JournalqError as exc:
         session.abort(exc.exit_code)
@@ -103,6 +114,37 @@ def writing(path: str, command: str, console: Console) -> Iterator[Session]:
         raise
     else:
         session.end(session.exit_code, session.exit_reason)
+    finally:
+        # A session that only merged has nothing the folder lacks: no copy, no clutter.
+        if mirror is not None and session.started:
+            mirror.push(session, boundary=True)
+            mirror.compact(session)
+
+
+def mirror_for(sync_dir: str | None, cfg: Config | None, queue: str | None,
+               console: Console) -> Mirror | None:
+    """The sync mirror the command line (which wins) or the config asks for, if any."""
+    folder = sync_dir or (cfg.sync_dir if cfg else None)
+    name = cfg.queue if cfg else queue
+    if not folder:
+        return None
+    if name is None:
+        raise UsageError("--sync-dir needs the queue's name: pass --config too")
+    every = cfg.sync_seconds if cfg else config_mod.DEFAULT_SYNC_SECONDS
+    return Mirror(folder, name, every, console.warn)
+
+
+def queue_name(path: str) -> str | None:
+    """The queue a journal belongs to, from its first `queue_created` line (cheap)."""
+    try:
+        with open(path, "rb") as handle:
+            for line in handle:
+                if b'"queue_created"' in line:
+                    name = json.loads(line).get("queue")
+                    return name if isinstance(name, str) else None
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 def utc_now() -> datetime:
@@ -180,12 +222,13 @@ def recover_orphans(session: Session, orphans: Sequence[policy.Orphan],
 
 # ---- init, status ----------------------------------------------------------------------------
 
-def init(config_path: str, state: str | None, console: Console) -> int:
+def init(config_path: str, state: str | None, console: Console,
+         sync_dir: str | None = None) -> int:
     """Create the journal, or bring it up to date with the config: new jobs are added, and
     changed specs recorded (a done job stays done; status flags it)."""
     cfg = load_config(config_path)
     path = state or default_state(cfg)
-    with writing(path, "init", console) as session:
+    with writing(path, "init", console, mirror_for(sync_dir, cfg, None, console)) as session:
         drifted = add_config_jobs(session, cfg)
         for drift in drifted:
             session.append(policy.changed_event(drift))
@@ -197,10 +240,10 @@ def init(config_path: str, state: str | None, console: Console) -> int:
 
 
 def status(state: str | None, config_path: str | None, as_json: bool,
-           stale_seconds: float | None, console: Console) -> int:
-    """Show the queue; never writes."""
+           stale_seconds: float | None, console: Console, sync_dir: str | None = None) -> int:
+    """Show the queue; never writes (with a sync folder, copies are merged in memory)."""
     path, cfg = resolve(state, config_path)
-    queue = read_queue(path, console)
+    queue = _read_with_copies(path, cfg, sync_dir, console)
     threshold = stale_seconds or (cfg.stale_seconds if cfg else config_mod.DEFAULT_STALE_SECONDS)
     warnings = list(_status_warnings(queue, threshold))
     if as_json:
@@ -210,6 +253,15 @@ def status(state: str | None, config_path: str | None, as_json: bool,
         for warning in warnings:
             console.warn(warning)
     return EXIT_OK
+
+
+def _read_with_copies(path: str, cfg: Config | None, sync_dir: str | None,
+                      console: Console) -> Queue:
+    folder = sync_dir or (cfg.sync_dir if cfg else None)
+    if not folder:
+        return read_queue(path, console)
+    name = cfg.queue if cfg else queue_name(path)
+    return merged_queue(path, folder, name, console.warn)
 
 
 def _status_warnings(queue: Queue, stale_seconds: float) -> Iterator[str]:
@@ -224,10 +276,11 @@ def _status_warnings(queue: Queue, stale_seconds: float) -> Iterator[str]:
 # ---- retry, cancel, recover ------------------------------------------------------------------
 
 def retry(state: str | None, config_path: str | None, job_ids: Sequence[str], failed: bool,
-          console: Console) -> int:
+          console: Console, sync_dir: str | None = None) -> int:
     """Give failed, cancelled (or, when named, done) jobs a fresh attempt budget."""
-    path, _ = resolve(state, config_path)
-    with writing(path, "retry", console) as session:
+    path, cfg = resolve(state, config_path)
+    mirror = mirror_for(sync_dir, cfg, queue_name(path), console)
+    with writing(path, "retry", console, mirror) as session:
         queue = session.queue()
         if failed:
             chosen = queue.by_status(Status.FAILED)
@@ -244,10 +297,11 @@ def retry(state: str | None, config_path: str | None, job_ids: Sequence[str], fa
 
 
 def cancel(state: str | None, config_path: str | None, job_ids: Sequence[str],
-           console: Console) -> int:
+           console: Console, sync_dir: str | None = None) -> int:
     """Mark pending (or failed) jobs cancelled, so `run` skips them."""
-    path, _ = resolve(state, config_path)
-    with writing(path, "cancel", console) as session:
+    path, cfg = resolve(state, config_path)
+    mirror = mirror_for(sync_dir, cfg, queue_name(path), console)
+    with writing(path, "cancel", console, mirror) as session:
         chosen = _named(session.queue(), job_ids)
         for job in chosen:
             if job.status is Status.RUNNING:
@@ -271,12 +325,12 @@ def _named(queue: Queue, job_ids: Sequence[str]) -> list[Job]:
 
 
 def recover(state: str | None, config_path: str | None, stale_seconds: float | None,
-            dry_run: bool, force: bool, console: Console) -> int:
+            dry_run: bool, force: bool, console: Console, sync_dir: str | None = None) -> int:
     """Settle `running` jobs whose runner is gone; a second call appends nothing."""
     path, cfg = resolve(state, config_path)
     threshold = stale_seconds or (cfg.stale_seconds if cfg else config_mod.DEFAULT_STALE_SECONDS)
     if dry_run:
-        queue = read_queue(path, console)
+        queue = _read_with_copies(path, cfg, sync_dir, console)
         seen = observe(queue, threshold, force)
         orphans, alive = policy.classify_running(queue, seen)
         for event in policy.recover(orphans, seen.cards):
@@ -286,7 +340,8 @@ def recover(state: str | None, config_path: str | None, stale_seconds: float | N
         if not orphans:
             console.out("nothing to recover")
         return EXIT_OK
-    with writing(path, "recover", console) as session:
+    mirror = mirror_for(sync_dir, cfg, queue_name(path), console)
+    with writing(path, "recover", console, mirror) as session:
         seen = observe(session.queue(), threshold, force)
         orphans, alive = policy.classify_running(session.queue(), seen)
         grace = cfg.grace_seconds if cfg else config_mod.DEFAULT_GRACE_SECONDS
@@ -308,3 +363,17 @@ def refuse_orphans(orphans: Sequence[policy.Orphan], path: str) -> None:
     raise DecisionNeeded(f"{len(orphans)} job(s) in {path} were left running by a runner that "
                          f"is gone: {listed}. Rerun with --resume to recover them by the retry "
                          "policy (or run `journalq recover` first)")
+
+
+def sync(state: str | None, config_path: str | None, sync_dir: str | None,
+         console: Console) -> int:
+    """Merge the sync folder's copies into the local journal, then copy it back out."""
+    path, cfg = resolve(state, config_path)
+    mirror = mirror_for(sync_dir, cfg, queue_name(path), console)
+    if mirror is None:
+        raise UsageError("say where to sync: --sync-dir DIR (or sync_dir: in the config)")
+    with writing(path, "sync", console, mirror) as session:
+        session.announce()  # a sync always leaves a copy, so it is a session of record
+        queue = session.queue()
+    console.out(f"{path}: {render.counts_line(queue)}; copy in {mirror.sync_dir}")
+    return EXIT_OK

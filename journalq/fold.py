@@ -72,6 +72,7 @@ class Folder:
         # job id -> (attempt, ts, child_pid) of its newest heartbeat not yet folded in
         self._beats: dict[str, tuple[int, str, int | None]] = {}
         self._count = 0
+        self._seen: dict[str, str] = {}  # session -> ts of its newest event
         self._last: tuple[str, str] = ("", "")
 
     def feed(self, event: ev.Event) -> None:
@@ -81,6 +82,7 @@ class Folder:
             raise ValueError(f"event {event.id} is out of (ts, id) order")
         self._last = key
         self._count += 1
+        self._seen[event.session] = event.ts
         kind = type(event)
         if kind is ev.Heartbeat:
             self._heartbeat(event)  # type: ignore[arg-type]
@@ -169,7 +171,8 @@ class Folder:
         return attrs.evolve(
             self._queue,
             jobs=jobs,
-            sessions=dict(self._sessions),
+            sessions={sid: attrs.evolve(info, last_seen=self._seen.get(sid, info.started))
+                      for sid, info in self._sessions.items()},
             anomalies=tuple(self._anomalies.values()),
             unknown_types=frozenset(self._unknown),
             events=self._count,

@@ -21,11 +21,22 @@ def hostname() -> str:
 
 @cache
 def boot_id() -> str:
-    """An id that changes at every boot; '' where the platform has none (then no pid checks)."""
+    """An id shared by exactly the processes whose pids we can check: the kernel's boot id
+    plus our pid namespace (containers share a kernel but not pids). '' where the platform
+    has neither (then only heartbeats tell). JOURNALQ_BOOT_ID overrides it, so tests can
+    play two machines on one."""
+    override = os.environ.get("JOURNALQ_BOOT_ID")
+    if override:
+        return override
     try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     except OSError:
         return ""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        namespace = ""
+    return f"{boot}/{namespace}" if namespace else boot
 
 
 def process_start(pid: int) -> int | None:

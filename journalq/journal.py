@@ -113,6 +113,11 @@ class Reader:
 
     def events(self) -> Iterator[ev.Event]:
         """Each valid event, in file order."""
+        for _, event in self.entries():
+            yield event
+
+    def entries(self) -> Iterator[tuple[bytes, ev.Event]]:
+        """Each valid event with its line as written (without the newline), in file order."""
         number = self._first_line - 1
         for offset, line, complete in _split_lines(self._fs, self.path, self._start, self._end):
             number += 1
@@ -138,7 +143,7 @@ class Reader:
                 self._max_ts = key[0]
             if isinstance(event, codec.UnknownEvent):
                 self._newer.add(f"{event.type} (v{event.v})")
-            yield event
+            yield line, event
 
     def report(self) -> ReadReport:
         """What the finished read found (call after `events()` is exhausted)."""
@@ -403,6 +408,13 @@ class Writer:
         except OSError as exc:
             self._broken = (f"{self.path}: could not remove a partial line after a failed "
                             f"write ({exc.strerror}); run `journalq repair --state {self.path}`")
+
+    def reload(self) -> None:
+        """Refold the journal from the file, after lines were appended out of order (a
+        merge); the clock floor rises to the newest timestamp seen."""
+        self.folder, report = replay(self.path, self.fs)
+        if report.last_ts:
+            self._floor = max(self._floor, parse_ts_micros(report.last_ts))
 
     def record_child(self, job: str | None, pid: int | None, start: int | None) -> None:
         """Note in the lock file which process group runs now, so a later runner can stop

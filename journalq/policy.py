@@ -176,3 +176,26 @@ def spec_fields(spec: JobSpec) -> dict[str, Any]:
         "out_dir": spec.out_dir, "max_attempts": spec.max_attempts, "timeout": spec.timeout,
         "spec_sha256": spec.sha256,
     }
+
+
+@attrs.frozen
+class RemoteRunner:
+    """A `run` session on another machine that has not ended and was heard from recently."""
+
+    session: str
+    host: str
+    age: float
+
+
+def runners_elsewhere(queue: Queue, seen: Observations) -> list[RemoteRunner]:
+    """Runner sessions on other machines that may still be alive: any of their events is
+    younger than `stale_seconds` and they never wrote `session_ended`. Best effort across
+    runtimes: a journal copy can lag, so this errs on the side of "alive"."""
+    found: list[RemoteRunner] = []
+    for info in queue.sessions.values():
+        if info.command != "run" or info.ended is not None or info.boot_id == seen.boot_id:
+            continue
+        age = seconds_between(info.last_seen or info.started, seen.now)
+        if age < seen.stale_seconds:
+            found.append(RemoteRunner(info.id, info.host, age))
+    return found

@@ -55,6 +55,11 @@ class Session:
 
     def append(self, event: ev.Event) -> ev.Event:
         """Append one event (after `session_started`, the first time)."""
+        self.announce()
+        return self.writer.append(event)
+
+    def announce(self) -> None:
+        """Write `session_started` unless it is written already."""
         if not self.started:
             self.started = True
             self.writer.append(ev.SessionStarted(
@@ -63,7 +68,6 @@ class Session:
                 argv=tuple(sys.argv), journalq_version=__version__,
                 python_version=platform.python_version(),
             ))
-        return self.writer.append(event)
 
     def end(self, exit_code: int, reason: str) -> None:
         """Record how the session ended (if it wrote anything) and release the journal."""

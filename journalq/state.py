@@ -128,6 +128,7 @@ class SessionInfo:
     started: str
     ended: str | None = None
     exit_code: int | None = None
+    last_seen: str = ""
 
 
 @attrs.frozen
