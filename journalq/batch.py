@@ -103,8 +103,11 @@ class Batch:
                             f"{render.duration(r.age)} ago" for r in alive)
             raise BusyError(f"another runner looks alive ({who}); if that runtime is gone, "
                             "rerun with --force (or wait stale_seconds)")
-        if orphans and not resume:
-            refuse_orphans(orphans, self.session.writer.path)
+        # --force already declared those runners dead (the busy error above told the operator
+        # to pass it); asking for --resume on top would refuse the very command we suggested.
+        undecided = [o for o in orphans if o.reason != policy.FORCED]
+        if undecided and not resume:
+            refuse_orphans(undecided, self.session.writer.path)
         recover_orphans(self.session, orphans, dict(seen.cards), self.console,
                         self.cfg.grace_seconds)
         if trust == TRUST_JOURNAL:

@@ -99,7 +99,11 @@ class Folder:
             self._anomaly(beat, beat.job, f"heartbeat from attempt {beat.attempt}, "
                           "which is not running")
             return
-        self._beats[beat.job] = (beat.attempt, beat.ts, beat.child_pid)
+        # A beat without a child pid keeps the known one, whether or not an earlier beat has
+        # been folded into the job yet (else the state would depend on unrelated events).
+        known = self._beats.get(beat.job)
+        child_pid = beat.child_pid if beat.child_pid is not None or known is None else known[2]
+        self._beats[beat.job] = (beat.attempt, beat.ts, child_pid)
 
     def _added(self, event: ev.JobAdded) -> None:
         if event.job in self._jobs:
@@ -193,6 +197,12 @@ def _is_current(job: Job, attempt: int) -> bool:
     return job.status is Status.RUNNING and job.attempt == attempt
 
 
+def _ran_another_spec(job: Job) -> bool:
+    """Whether the latest attempt ran another spec than the job has now: its spec changed
+    while it ran, so a `done` from it is `done*` (never rerun silently, never hidden)."""
+    return job.last is not None and job.last.spec_sha256 != job.spec.sha256
+
+
 @transition(ev.JobChanged)
 def _changed(job: Job, event: ev.JobChanged) -> Job | str:
     spec = spec_of(event)
@@ -222,7 +232,8 @@ def _finished(job: Job, event: ev.JobFinished) -> Job | str:
     job = _settle(job, event.ts, outcome=event.outcome, reason=event.reason,
                   return_code=event.return_code, signal=event.signal, duration=event.duration)
     if event.outcome == ev.DONE:
-        return attrs.evolve(job, status=Status.DONE, reason=None, changed_after_done=False)
+        return attrs.evolve(job, status=Status.DONE, reason=None,
+                            changed_after_done=_ran_another_spec(job))
     return attrs.evolve(job, status=status_after_failure(job), reason=event.reason)
 
 
@@ -248,7 +259,8 @@ def _recovered(job: Job, event: ev.JobRecovered) -> Job | str:
     outcome = ev.DONE if to is Status.DONE else ev.FAILED
     job = _settle(job, event.ts, outcome=outcome, reason=event.reason,
                   return_code=event.return_code)
-    return attrs.evolve(job, status=to, reason=None if to is Status.DONE else event.reason)
+    return attrs.evolve(job, status=to, reason=None if to is Status.DONE else event.reason,
+                        changed_after_done=to is Status.DONE and _ran_another_spec(job))
 
 
 @transition(ev.JobRetried)

@@ -1,0 +1,73 @@
+"""The README is the manual: its commands must work as written, in order."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+README = (REPO / "README.md").read_text()
+JOURNALQ = f"{sys.executable} -m journalq"
+
+
+def _blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.DOTALL)
+
+
+def _commands() -> list[str]:
+    """Every command line of the README's sh blocks, but the install-and-run one-liners."""
+    lines = [line.strip() for block in _blocks("sh") for line in block.splitlines()]
+    return [line for line in lines if line and not line.startswith("#")
+            and "python3 -m venv" not in line]
+
+
+def test_readme_test_command_is_what_ci_runs() -> None:
+    """CI runs the README's test command, word for word."""
+    ci = (REPO / ".ci" / "run").read_text().strip().splitlines()[-1]
+    one_liners = [line for block in _blocks("sh") for line in block.splitlines()
+                  if "python3 -m venv" in line]
+    assert 2 == len(one_liners)
+    assert ci == one_liners[1]
+    assert "configs/experiments/example.local.yaml" in one_liners[0]
+
+
+@pytest.mark.skipif(shutil.which("jq") is None, reason="the README's recipes need jq")
+def test_readme_commands_run_in_order(tmp_path: Path) -> None:
+    """Every command in the README's sh blocks exits 0 when run in order from a checkout."""
+    shutil.copytree(REPO / "configs", tmp_path / "configs")
+    ran = 0
+    for line in _commands():
+        command = re.sub(r"(^|\| )journalq ", lambda m: f"{m.group(1)}{JOURNALQ} ", line)
+        done = subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)
+        assert 0 == done.returncode, f"{line}\n{done.stderr}"
+        ran += 1
+    assert ran >= 15
+    assert (tmp_path / "runtime_state" / "example_local.jsonl").exists()
+
+
+def test_main_command_runs_the_example(tmp_path: Path) -> None:
+    """The quick start's run command, minus the install, runs the example end to end."""
+    one_liner = next(line for block in _blocks("sh") for line in block.splitlines()
+                     if "python3 -m venv" in line)
+    run = one_liner.split("&& .venv/bin/journalq ")[-1]
+    shutil.copytree(REPO / "configs", tmp_path / "configs")
+    done = subprocess.run(f"{JOURNALQ} {run} --quiet", shell=True, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert 0 == done.returncode, done.stderr
+    assert "6 done" in done.stderr
+
+
+def test_help_lists_the_exit_codes_of_the_readme() -> None:
+    """`journalq --help` and the README document the same exit codes."""
+    done = subprocess.run([sys.executable, "-m", "journalq", "--help"], capture_output=True,
+                          text=True, check=True)
+    for code in ("0", "1", "2", "3", "4", "5", "6", "130", "143"):
+        assert re.search(rf"^\s+{code}\b|/{code}\b|\b{code}/", done.stdout, flags=re.M), code
+        assert re.search(rf"^\| {code} |/ {code} ", README, flags=re.M), code
