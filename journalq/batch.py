@@ -209,15 +209,21 @@ class Batch:
             self.console.err(f"interrupted {job.id} (attempt {number}); it is pending again")
             return
         outcome = ev.DONE if result.succeeded else ev.FAILED
-        write_card(out_dir, {
-            "job": job.id, "attempt": number, "session": self.session.id,
-            "queue": self.cfg.queue, "command": list(job.spec.argv), "shell": job.spec.shell,
-            "outcome": outcome, "reason": result.reason, "return_code": result.return_code,
-            "signal": result.signal, "started": started_ts,
-            "finished": _iso_now(), "duration": round(result.duration, 6),
-            "host": host.hostname(), "journalq_version": __version__,
-            "spec_sha256": job.spec.sha256,
-        })
+        try:
+            write_card(out_dir, {
+                "job": job.id, "attempt": number, "session": self.session.id,
+                "queue": self.cfg.queue, "command": list(job.spec.argv),
+                "shell": job.spec.shell, "outcome": outcome, "reason": result.reason,
+                "return_code": result.return_code, "signal": result.signal,
+                "started": started_ts, "finished": _iso_now(),
+                "duration": round(result.duration, 6), "host": host.hostname(),
+                "journalq_version": __version__, "spec_sha256": job.spec.sha256,
+            })
+        except OSError as exc:
+            # The card is only a hint for recovery; the journal is the record. A job that
+            # removed its own out_dir, or a full disk, must not cost the attempt's outcome.
+            self.console.warn(f"cannot write the run card in {out_dir} "
+                              f"({exc.strerror or exc}); job {job.id} is journaled anyway")
         failpoint("after-card", job.id)
         self.session.append(ev.JobFinished(
             job=job.id, attempt=number, return_code=result.return_code, signal=result.signal,
@@ -261,6 +267,11 @@ class Batch:
         """Print the summary; the exit code says whether everything is done."""
         queue = self.session.queue()
         self.console.err(render.summary(queue, {}))
+        left_out = [j.id for j in queue.by_status(Status.PENDING) if j.id not in self.runnable]
+        if left_out:
+            self.console.warn(f"{len(left_out)} pending job(s) are not in {self.cfg.source} "
+                              f"and were not run ({', '.join(left_out[:5])}); cancel them, "
+                              "or run them with --trust journal")
         code = EXIT_JOBS_FAILED if queue.by_status(Status.FAILED) else EXIT_OK
         if self.interrupts.received is not None:
             code = _SIGNAL_EXIT.get(self.interrupts.received, 130)

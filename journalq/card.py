@@ -8,6 +8,7 @@ truth: a card counts only for the attempt and session it names.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import tomllib
@@ -30,9 +31,16 @@ def write_card(out_dir: str, fields: dict[str, Any], fs: FileSystem = REAL) -> N
     """Write the card atomically: temp file, fsync, rename over the old card."""
     target = card_path(out_dir)
     temp = f"{target}.tmp-{os.getpid()}"
-    fs.write_file(temp, tomli_w.dumps({k: v for k, v in fields.items() if v is not None})
-                  .encode())
-    fs.replace(temp, target)
+    try:
+        fs.write_file(temp, tomli_w.dumps({k: v for k, v in fields.items() if v is not None})
+                      .encode())
+        fs.replace(temp, target)
+    except OSError:
+        with contextlib.suppress(OSError):
+            fs.remove(temp)  # a half-written temp file is clutter in the user's results
+        raise
+    # The rename is durable only once the folder is: `job_finished` comes after the card.
+    fs.fsync_dir(out_dir)
 
 
 def read_card(out_dir: str, fs: FileSystem = REAL) -> RunCard | None:

@@ -10,7 +10,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from journalq import __version__
-from journalq.errors import EXIT_SIGINT, JournalqError
+from journalq.errors import EXIT_JOURNAL, EXIT_SIGINT, JournalqError
+
+EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in journalq, not in the input
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a reader that went away
 
 if TYPE_CHECKING:  # commands are imported when dispatched, to keep start-up fast
     from journalq import commands
@@ -24,6 +27,7 @@ exit codes:
   4    journal error: corrupt, unwritable, fsync failed, or written by a newer journalq
   5    busy: another journalq holds the journal, or another runner looks alive
   6    decision needed: orphaned jobs (use --resume) or changed specs (use --trust)
+  70   internal error (a bug: rerun with JOURNALQ_DEBUG=1 and report it)
   129/130/143  run was stopped by SIGHUP / SIGINT (Ctrl-C) / SIGTERM
 """
 
@@ -63,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     state_args(run, config_required=True)
     run.add_argument("--resume", action="store_true",
                      help="first recover jobs a dead runner left running")
-    run.add_argument("--stale-seconds", type=float, metavar="N",
+    run.add_argument("--stale-seconds", type=_seconds, metavar="N",
                      help="heartbeat silence after which a running job is stale "
                           "(default: the config's stale_seconds, 7200)")
     run.add_argument("--force", action="store_true",
@@ -77,12 +81,12 @@ def _parser() -> argparse.ArgumentParser:
     status = command("status", "show the queue (never writes)")
     state_args(status)
     status.add_argument("--json", action="store_true", help="print JSON (schema in README)")
-    status.add_argument("--stale-seconds", type=float, metavar="N")
+    status.add_argument("--stale-seconds", type=_seconds, metavar="N")
     sync_arg(status)
 
     recover = command("recover", "settle running jobs whose runner is gone")
     state_args(recover)
-    recover.add_argument("--stale-seconds", type=float, metavar="N")
+    recover.add_argument("--stale-seconds", type=_seconds, metavar="N")
     recover.add_argument("--dry-run", action="store_true", help="say what would be done")
     recover.add_argument("--force", action="store_true",
                          help="treat runners that look alive elsewhere as dead")
@@ -102,7 +106,25 @@ def _parser() -> argparse.ArgumentParser:
     sync = command("sync", "merge the sync folder's copies into the journal and copy it back")
     state_args(sync)
     sync_arg(sync)
+
+    repair = command("repair", "drop a journal's corrupt lines after keeping a backup")
+    state_args(repair)
+    repair.add_argument("--salvage", action="store_true",
+                        help="drop only the bad lines and keep every valid line after them "
+                             "(default: cut the journal at the first bad line)")
+    repair.add_argument("--dry-run", action="store_true", help="report, write nothing")
     return parser
+
+
+def _seconds(text: str) -> float:
+    """A positive number of seconds, for argparse."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive number of seconds")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -120,7 +142,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         # `journalq status | head`: the reader left; not an error worth a message.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        return EXIT_BROKEN_PIPE
+    except OSError as exc:
+        # Files journalq does not own (an out_dir, a log folder) can fail in many ways; the
+        # journal itself was left consistent by the code that writes it.
+        where = f": {exc.filename}" if exc.filename else ""
+        console.err(f"journalq: error: {exc.strerror or exc}{where}; check that path's "
+                    "permissions and free space")
+        return EXIT_JOURNAL
+    except Exception as exc:
+        if os.environ.get("JOURNALQ_DEBUG"):
+            raise
+        console.err(f"journalq: error: internal error ({type(exc).__name__}: {exc}); rerun "
+                    "with JOURNALQ_DEBUG=1 for a traceback and report it")
+        return EXIT_INTERNAL
 
 
 def _dispatch(args: argparse.Namespace, console: commands.Console) -> int:
@@ -143,6 +178,11 @@ def _dispatch(args: argparse.Namespace, console: commands.Console) -> int:
         return commands.cancel(args.state, args.config, args.jobs, console, args.sync_dir)
     if args.command == "sync":
         return commands.sync(args.state, args.config, args.sync_dir, console)
+    if args.command == "repair":
+        from journalq import repair
+
+        path, _ = commands.resolve(args.state, args.config)
+        return repair.repair(path, salvage=args.salvage, dry_run=args.dry_run, say=console.out)
     if args.command == "run":
         from journalq import batch
 

@@ -12,6 +12,7 @@ import json
 import math
 import re
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import attrs
@@ -64,8 +65,10 @@ def _expect(kind: type, name: str) -> Callable[[Any, Any], Any]:
 
 
 def _number(value: Any, _: Any) -> float:
-    if type(value) not in (int, float) or not math.isfinite(value):
+    if type(value) not in (int, float):
         raise ValueProblem(f"expected a number, got {describe(value)}")
+    if not math.isfinite(value):
+        raise ValueProblem(f"expected a finite number, got {value}")
     return float(value)
 
 
@@ -106,7 +109,8 @@ def make_converter(*, detailed: bool, forbid_extra_keys: bool) -> cattrs.Convert
 _events = make_converter(detailed=False, forbid_extra_keys=False)
 _events_explained = make_converter(detailed=True, forbid_extra_keys=False)
 # Fixed width, so that comparing two timestamps as strings compares them as times.
-_TS_FORMAT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+# ASCII digits only: `\d` alone also matches other scripts' digits, which sort differently.
+_TS_FORMAT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", re.ASCII)
 
 
 def encode(event: ev.Event) -> bytes:
@@ -127,7 +131,7 @@ def decode(obj: Any) -> ev.Event:
     if type(tag) is not str or type(version) is not int:
         raise DecodeError("missing or malformed 'type' or 'v'")
     ts = obj.get("ts")
-    if type(ts) is not str or not _TS_FORMAT.fullmatch(ts):
+    if type(ts) is not str or not _TS_FORMAT.fullmatch(ts) or not _is_time(ts):
         raise DecodeError("$.ts: expected an RFC 3339 UTC time like 2026-01-31T12:00:00.000000Z")
     cls = TYPES.get(tag)
     if cls is None or version > ev.FORMAT_VERSION:
@@ -136,6 +140,16 @@ def decode(obj: Any) -> ev.Event:
         return _events.structure(obj, cls)
     except Exception:  # noqa: BLE001 - any failure is explained by the detailed pass below
         raise DecodeError(_explain(obj, cls)) from None
+
+
+def _is_time(ts: str) -> bool:
+    """A time the calendar has (no month 13), before the year 9999: a writer stamps its
+    events after the newest one it read, and past 9999-12-31 there is no after."""
+    try:
+        datetime.fromisoformat(ts)
+    except ValueError:
+        return False
+    return ts < "9999"
 
 
 def _decode_unknown(obj: dict[str, Any], tag: str, version: int) -> UnknownEvent:
@@ -174,7 +188,10 @@ def _format(exc: BaseException, typ: type | None) -> str:
     if isinstance(exc, KeyError):
         return "required field missing"
     if isinstance(exc, ForbiddenExtraKeysError):
-        return f"unknown field(s) {', '.join(sorted(exc.extra_fields))}"
+        # YAML keys need not be strings (`1: a`); sorting ints with strings would crash.
+        # A key like "a\nb" or "\x1b[2J" is quoted, so the message stays one harmless line.
+        names = (str(k) if str(k).isprintable() else repr(k) for k in exc.extra_fields)
+        return f"unknown field(s) {', '.join(sorted(names))}"
     return cattrs.v.format_exception(exc, typ)
 
 

@@ -162,6 +162,8 @@ def _load(data: bytes, source: str) -> dict[str, Any]:
             raise ConfigError(f"{source}: not UTF-8 text; save it as UTF-8") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{source}: TOML syntax error: {exc}") from None
+        except (ValueError, RecursionError) as exc:
+            raise _unconvertible(exc, source) from None
     else:
         raw = _load_yaml(data, source)
     if not isinstance(raw, dict):
@@ -171,7 +173,11 @@ def _load(data: bytes, source: str) -> dict[str, Any]:
 
 
 def _load_yaml(data: bytes, source: str) -> Any:
-    loader = _CountingLoader(data)
+    try:
+        # The loader decodes and checks every character up front, so it is what fails first.
+        loader = _CountingLoader(data)
+    except yaml.reader.ReaderError as exc:
+        raise _unreadable(exc, source) from None
     try:
         raw = loader.get_single_data()
     except _TooManyAliases:
@@ -185,6 +191,8 @@ def _load_yaml(data: bytes, source: str) -> Any:
     except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
         raise ConfigError(f"{source}: not valid YAML ({type(exc).__name__}); "
                           "check the file's syntax and encoding") from None
+    except ValueError as exc:
+        raise _unconvertible(exc, source) from None
     finally:
         loader.dispose()
     try:
@@ -193,8 +201,28 @@ def _load_yaml(data: bytes, source: str) -> Any:
         too_big = True
     if too_big:
         raise ConfigError(f"{source}: expands to more than {MAX_CONFIG_NODES} values; "
-                          "a config this large is a mistake (or a YAML alias bomb)")
+                          "a config this large is a mistake (or a YAML alias bomb, or an alias "
+                          "inside itself)")
     return raw
+
+
+def _unconvertible(exc: BaseException, source: str) -> ConfigError:
+    """One line for a value the parser matched but Python cannot build: a number past
+    Python's 4300-digit limit, a date like 2020-13-45, `!!int abc`, or nesting too deep."""
+    if isinstance(exc, RecursionError):
+        return ConfigError(f"{source}: nested too deeply to read; flatten it")
+    detail = str(exc).partition(";")[0].splitlines()[0][:100] if str(exc) else type(exc).__name__
+    return ConfigError(f"{source}: a value cannot be read ({detail}); quote it if it is text")
+
+
+def _unreadable(exc: yaml.reader.ReaderError, source: str) -> ConfigError:
+    """One line for a file YAML cannot even read: bytes that are not UTF-8, or a control
+    character (PyYAML's own message spans two lines)."""
+    if exc.encoding == "unicode":  # decoded fine, but holds a character YAML forbids
+        return ConfigError(f"{source}: character #x{exc.character:04x} at position "
+                           f"{exc.position} is not allowed in YAML; remove it")
+    return ConfigError(f"{source}: not UTF-8 text (bad byte at position {exc.position}); "
+                       "save it as UTF-8")
 
 
 class _TooManyAliases(Exception):
@@ -220,11 +248,13 @@ def _expanded_size(value: Any, seen: dict[int, int]) -> int:
     if key in seen:
         return seen[key]
     size = 1
+    # A value inside itself (`x: &a [*a]`, which yaml.safe_load builds) never ends when
+    # expanded: count it as too big, or job ids and commands made from it recurse forever.
     if isinstance(value, dict):
-        seen[key] = size  # a cycle counts once; yaml.safe_load can build one with an alias
+        seen[key] = MAX_CONFIG_NODES + 1
         size += sum(_expanded_size(k, seen) + _expanded_size(v, seen) for k, v in value.items())
     elif isinstance(value, list):
-        seen[key] = size
+        seen[key] = MAX_CONFIG_NODES + 1
         size += sum(_expanded_size(item, seen) for item in value)
     seen[key] = size
     return size
@@ -316,10 +346,23 @@ def _strict_list(kind: Any, converter: cattrs.Converter) -> Any:
     return hook
 
 
+def _strict_mapping(kind: Any, converter: cattrs.Converter) -> Any:
+    """cattrs calls a list where a mapping belongs an `unknown error`; we say what it is."""
+    fields = cattrs.gen.make_dict_structure_fn(kind, converter)
+
+    def hook(value: Any, target: Any) -> Any:
+        if type(value) is not dict:
+            raise codec.ValueProblem(f"expected a mapping, got {codec.describe(value)}")
+        return fields(value, target)
+
+    return hook
+
+
 _converter = codec.make_converter(detailed=True, forbid_extra_keys=True)
 _converter.register_structure_hook_factory(
     _is_typed_list, _strict_list
 )
+_converter.register_structure_hook_factory(attrs.has, _strict_mapping)
 _converter.register_structure_hook(Layers, _layers)
 _converter.register_structure_hook_func(lambda t: t == tuple[float, ...], _alphas)
 _converter.register_structure_hook_func(lambda t: t == tuple[str, ...] | str, _command)

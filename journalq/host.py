@@ -75,3 +75,19 @@ def is_alive(pid: int, start: int) -> bool:
     if seen is None:
         return False
     return start == 0 or seen == 0 or seen == start
+
+
+def group_survives(pgid: int, leader_start: int) -> bool:
+    """Whether the process group a job ran in still has members: its leader (the very
+    process, by start time), or what it left behind after exiting. Linux does not hand out
+    a pid while a process group of that number has members, so a leaderless group with
+    this number is still ours."""
+    if is_alive(pgid, leader_start):
+        return True
+    if process_start(pgid) is not None:
+        return False  # the number belongs to another process now
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True

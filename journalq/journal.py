@@ -385,6 +385,8 @@ class Writer:
             reason = exc.strerror or str(exc)
         if written != len(line):
             self._cut_back()
+            if self._broken is not None:  # the partial line is still there: never say otherwise
+                raise JournalError(self._broken)
             raise JournalError(
                 f"cannot append to {self.path}: {reason} (disk full or file size limit?); "
                 "the partial line was removed. Free space, then rerun"
@@ -509,7 +511,7 @@ def _left_running(record: dict[str, Any] | None) -> LeftRunning | None:
     with contextlib.suppress(TypeError, KeyError):
         candidates.append(LeftRunning(**record["left_running"]))
     for left in candidates:
-        if left.boot_id == host.boot_id() and host.is_alive(left.pid, left.start):
+        if left.boot_id == host.boot_id() and host.group_survives(left.pid, left.start):
             return left
     return None
 

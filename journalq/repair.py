@@ -17,8 +17,11 @@ not corruption: the next writer moves it aside, so repair leaves it alone.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 import posixpath
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import attrs
 
@@ -47,25 +50,21 @@ class Plan:
     size: int
     salvage: bool
     bad: tuple[Dropped, ...]
-    corrupt: bool
+    needed: bool  # a bad line has a valid line after it; a torn tail alone needs no repair
     kept: int
     lost: int
     keep: tuple[tuple[int, int], ...]
-
-    @property
-    def needed(self) -> bool:
-        """Only a bad line with a valid line after it needs repair; a torn tail does not."""
-        return self.corrupt
 
 
 def plan(path: str, lines: Iterable[tuple[int, bytes, bool]], *, salvage: bool) -> Plan:
     """The repair of a journal given its lines as (offset, bytes without newline, whole).
 
-    A line is bad exactly when the Reader would call it bad (same decoder), so a repaired
-    journal always replays.
+    A line is bad exactly when the Reader would call it bad (the same decoder), so a
+    repaired journal always replays. Memory grows with the bad lines, not the journal.
     """
     bad: list[Dropped] = []
-    valid: list[tuple[int, int]] = []  # (offset, end) of each valid line, newline included
+    runs: list[tuple[int, int]] = []  # byte ranges of consecutive valid lines
+    valid = 0
     corrupt = False
     size = 0
     for number, (offset, line, whole) in enumerate(lines, start=1):
@@ -73,49 +72,47 @@ def plan(path: str, lines: Iterable[tuple[int, bytes, bool]], *, salvage: bool) 
         event = journal._decode_line(line) if whole else "the final line has no newline (torn)"
         if isinstance(event, str):
             bad.append(Dropped(number, offset, event, line[:HEAD_BYTES]))
+            continue
+        valid += 1
+        corrupt = corrupt or bool(bad)
+        if runs and runs[-1][1] == offset:
+            runs[-1] = (runs[-1][0], size)
         else:
-            corrupt = corrupt or bool(bad)
-            valid.append((offset, size))
+            runs.append((offset, size))
     if not corrupt:
-        return Plan(path, size, salvage, tuple(bad), False, len(valid), 0,
-                    _ranges(valid))
-    cut = bad[0].offset
-    kept = valid if salvage else [span for span in valid if span[1] <= cut]
-    dropped = bad if salvage else [line for line in bad if line.offset >= cut]
-    return Plan(path, size, salvage, tuple(dropped), True, len(kept),
-                len(valid) - len(kept), _ranges(kept))
-
-
-def _ranges(spans: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
-    """Adjacent spans merged, so a salvage copies a few long runs rather than every line."""
-    merged: list[tuple[int, int]] = []
-    for start, end in spans:
-        if merged and merged[-1][1] == start:
-            merged[-1] = (merged[-1][0], end)
-        else:
-            merged.append((start, end))
-    return tuple(merged)
+        return Plan(path, size, salvage, tuple(bad), False, valid, 0, tuple(runs))
+    if salvage:
+        return Plan(path, size, salvage, tuple(bad), True, valid, 0, tuple(runs))
+    # Everything before the first bad line is valid: one run from byte 0 to the cut.
+    first = bad[0]
+    kept = first.number - 1
+    keep = ((0, first.offset),) if first.offset else ()
+    return Plan(path, size, salvage, tuple(bad), True, kept, valid - kept, keep)
 
 
 def describe(found: Plan, dry_run: bool) -> Iterator[str]:
-    """The report people read: each dropped line, then what is kept and dropped."""
+    """The report people read: each dropped line, then how many events are kept and lost."""
     if not found.needed:
         tail = ""
         if found.bad:
             first = found.bad[0]
-            tail = (f"; its last {found.size - first.offset} bytes from line {first.number} "
-                    f"(byte {first.offset}) are a torn tail ({first.reason}), which the next "
+            tail = (f"; its last {found.size - first.offset} bytes, from line {first.number} "
+                    f"(byte {first.offset}), are a torn tail ({first.reason}) that the next "
                     "write moves aside")
-        yield f"{found.path}: no corrupt line, nothing to repair ({found.kept} events){tail}"
+        yield (f"{found.path}: no corrupt line, nothing to repair ({found.kept} valid events)"
+               f"{tail}")
         return
+    drop = "would drop" if dry_run else "dropped"
     for line in found.bad:
-        yield (f"{found.path}:{line.number} (byte {line.offset}): dropped: {line.reason}; "
+        yield (f"{found.path}:{line.number} (byte {line.offset}): {drop}: {line.reason}; "
                f"begins {line.head!r}")
-    how = "salvage: only the bad lines dropped" if found.salvage else (
-        f"truncated at line {found.bad[0].number} (byte {found.bad[0].offset})")
-    verb = "would keep" if dry_run else "kept"
-    yield (f"{found.path}: {how}; {verb} {found.kept} valid events, dropped {found.lost} "
-           f"valid and {len(found.bad)} bad lines")
+    first = found.bad[0]
+    how = ("salvage: only the bad lines go" if found.salvage else
+           f"truncate at line {first.number} (byte {first.offset}): every line from it on goes")
+    keep = "would keep" if dry_run else "kept"
+    yield (f"{found.path}: {how}; {keep} {found.kept} valid events, {drop} {found.lost} valid "
+           f"events and {len(found.bad)} bad lines" + (" (dry run: nothing written)"
+                                                       if dry_run else ""))
 
 
 def backup_path(path: str, micros: int, fs: FileSystem) -> str:
@@ -129,39 +126,6 @@ def backup_path(path: str, micros: int, fs: FileSystem) -> str:
     return candidate
 
 
-def _copy(fs: FileSystem, source: str, target: str,
-          ranges: Iterable[tuple[int, int]] | None) -> None:
-    """Write `target` afresh from byte ranges of `source` (all of it if None), fsync'd."""
-    fs.remove(target)
-    fd = fs.open_append(target)
-    try:
-        for chunk in _chunks(fs, source, ranges):
-            view = memoryview(chunk)
-            while view:
-                written = fs.write(fd, view.tobytes())
-                if written <= 0:
-                    raise OSError(f"no progress writing {target}")
-                view = view[written:]
-        fs.fsync(fd)
-    finally:
-        fs.close(fd)
-
-
-def _chunks(fs: FileSystem, path: str,
-            ranges: Iterable[tuple[int, int]] | None) -> Iterator[bytes]:
-    if ranges is None:
-        yield from fs.read(path)
-        return
-    for start, end in ranges:
-        position = start
-        for chunk in fs.read(path, start):
-            take = chunk[: end - position]
-            yield take
-            position += len(take)
-            if position >= end:
-                break
-
-
 def apply(found: Plan, fs: FileSystem, micros: int) -> str:
     """Back the journal up, then replace it with the kept ranges; returns the backup's path.
 
@@ -169,27 +133,54 @@ def apply(found: Plan, fs: FileSystem, micros: int) -> str:
     """
     folder = posixpath.dirname(found.path) or "."
     backup = backup_path(found.path, micros, fs)
-    _copy(fs, found.path, backup, None)
-    fs.fsync_dir(folder)
+    _copy(fs, found.path, backup, ((0, found.size),))
+    fs.fsync_dir(folder)  # the backup exists for sure before the journal changes
     temp = f"{found.path}.repair-tmp"
-    _copy(fs, found.path, temp, found.keep)
-    fs.replace(temp, found.path)
+    try:
+        _copy(fs, found.path, temp, found.keep)
+        fs.replace(temp, found.path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            fs.remove(temp)
+        raise
     fs.fsync_dir(folder)
     return backup
 
 
-def repair(path: str, *, salvage: bool, dry_run: bool, out: Iterable[None] | None = None,
-           say: journal.Callable[[str], None] = print, fs: FileSystem = REAL,
-           clock: journal.Callable[[], int] = journal.now_micros) -> int:
-    """Repair the journal at `path` under its writer lock; report everything; exit code."""
+def _copy(fs: FileSystem, source: str, target: str, ranges: Iterable[tuple[int, int]]) -> None:
+    """Write `target` afresh from byte ranges of `source`, and fsync it."""
+    fs.remove(target)
+    fd = fs.open_append(target)
+    try:
+        for start, end in ranges:
+            position = start
+            for chunk in fs.read(source, start):
+                data = chunk[: end - position]
+                position += len(data)
+                while data:
+                    written = fs.write(fd, data)
+                    if written <= 0:
+                        raise OSError(errno.ENOSPC, f"no progress writing {target}")
+                    data = data[written:]
+                if position >= end:
+                    break
+        fs.fsync(fd)
+    finally:
+        fs.close(fd)
+
+
+def repair(path: str, *, salvage: bool, dry_run: bool, say: Callable[[str], None],
+           fs: FileSystem = REAL, clock: Callable[[], int] = journal.now_micros) -> int:
+    """Repair the journal at `path` under its writer lock, reporting every line it drops."""
     if not fs.exists(path):
         raise UsageError(f"{path}: no journal here; check --state (or --config)")
+    # The writer's own lock: no `run` can append between reading and replacing the file.
     lock_fd, record = journal._lock(path)
     try:
-        # Say who holds the lock, so a `run` started meanwhile names us; keep the note of a
-        # job a killed runner left running, which the next writer still has to stop.
+        # Name ourselves in the lock, so a `run` started meanwhile says who holds it; carry
+        # forward a job a killed runner left running, which the next writer must still stop.
         journal._write_holder(lock_fd, journal.Holder(
-            pid=host.os.getpid(), host=host.hostname(), boot_id=host.boot_id(),
+            pid=os.getpid(), host=host.hostname(), boot_id=host.boot_id(),
             since=journal.format_ts(clock()), command="repair", session="repair",
         ), journal._left_running(record))
         try:
@@ -204,8 +195,9 @@ def repair(path: str, *, salvage: bool, dry_run: bool, out: Iterable[None] | Non
             backup = apply(found, fs, clock())
         except OSError as exc:
             raise JournalError(f"cannot repair {path}: {exc.strerror or exc}; the journal "
-                               "is unchanged (the rename is the last step)") from None
-        say(f"{path}: repaired; the original is kept in {backup}")
+                               "was not replaced. Free space or fix permissions, then rerun"
+                               ) from None
+        say(f"{path}: repaired; the original is kept, byte for byte, in {backup}")
         return EXIT_OK
     finally:
-        host.os.close(lock_fd)
+        os.close(lock_fd)

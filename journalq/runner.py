@@ -124,20 +124,30 @@ class LineEcho:
 
     def __init__(self, prefix: str, sink: Callable[[bytes], None]) -> None:
         self._prefix = prefix.encode()
-        self._sink = sink
+        self._sink: Callable[[bytes], None] | None = sink
         self._partial = b""
 
     def feed(self, data: bytes) -> None:
         """Echo every complete line in `data`; keep a trailing partial line for later."""
         *lines, self._partial = (self._partial + data).split(b"\n")
         if lines:
-            self._sink(b"".join(self._prefix + line + b"\n" for line in lines))
+            self._emit(b"".join(self._prefix + line + b"\n" for line in lines))
 
     def flush(self) -> None:
         """Echo a final line that had no newline."""
         if self._partial:
-            self._sink(self._prefix + self._partial + b"\n")
+            self._emit(self._prefix + self._partial + b"\n")
             self._partial = b""
+
+    def _emit(self, data: bytes) -> None:
+        if self._sink is None:
+            return
+        try:
+            self._sink(data)
+        except OSError:
+            # The terminal went away (`journalq run | head`, a closed notebook tab): the log
+            # still gets every line, and the jobs must not die of it. Stop echoing.
+            self._sink = None
 
 
 @attrs.frozen
@@ -180,9 +190,17 @@ def run_attempt(
         return Exit(return_code=127, signal=None, reason="exit",
                     duration=time.monotonic() - started)
     os.close(write_fd)
-    on_spawn(child.pid)
-    os.set_blocking(read_fd, False)
-    reason = _watch(child, read_fd, log_fd, watch, interrupts, on_heartbeat, echo, started)
+    try:
+        on_spawn(child.pid)
+        os.set_blocking(read_fd, False)
+        reason = _watch(child, read_fd, log_fd, watch, interrupts, on_heartbeat, echo, started)
+    except BaseException:
+        # We cannot watch it any more (the journal refused a heartbeat, say): a job nobody
+        # records is wasted work, and one left running would be an orphan. Stop it now.
+        _kill_group(child.pid, signal.SIGKILL)
+        child.wait()
+        os.close(read_fd)
+        raise
     _drain(read_fd, log_fd, echo)
     # The group leader is still a zombie (waitid WNOWAIT), so its pgid cannot be reused yet:
     # killing the group now reaches only this job's leftover processes.
@@ -297,10 +315,13 @@ def _write_all(fd: int, data: bytes) -> None:
 def kill_orphan(pid: int, start: int, grace_seconds: float) -> bool:
     """Stop a job's process group left running by a runner that was killed.
 
-    Only when the group leader is the very process we spawned (same pid and start time).
+    Only when the group is still the one we spawned: its leader is that very process (same
+    pid and start time), or the leader has exited and no process has taken its pid, so the
+    members left are the job's own (say, a grandchild that outlived its worker; Linux does
+    not hand out a pid while a process group of that number has members).
     Returns whether there was one.
     """
-    if not host.is_alive(pid, start):
+    if not host.group_survives(pid, start):
         return False
     _kill_group(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace_seconds

@@ -164,8 +164,11 @@ def merged_queue(path: str, sync_dir: str, queue: str | None,
 
 def push(journal_path: str, sync_dir: str, queue: str, session: str,
          fs: FileSystem = REAL) -> str:
-    """Copy the local journal whole into this session's file in the sync folder."""
-    fs.makedirs(sync_dir)
+    """Copy the local journal whole into this session's file in the sync folder.
+
+    A folder that vanished is not made again: with Drive unmounted that would put the copy
+    on the VM's disk, under the mount point, where `drive.mount` then refuses to mount.
+    """
     data = b"".join(fs.read(journal_path))
     target = posixpath.join(sync_dir, copy_name(queue, session))
     temp = posixpath.join(sync_dir, f".{copy_name(queue, session)}.tmp-{os.getpid()}")
@@ -195,6 +198,7 @@ class Mirror:
                  warn: Callable[[str], None], fs: FileSystem = REAL,
                  clock: Callable[[], float] = time.monotonic) -> None:
         check_sync_dir(sync_dir)
+        list_copies(sync_dir, None, fs)  # unreadable: fail now, before the journal is touched
         self.sync_dir = sync_dir
         self.queue = queue
         self.every_seconds = every_seconds
