@@ -243,21 +243,23 @@ class Batch:
     def _out_dir(self, job: Job) -> str:
         """The job's out_dir, created, and refused if a symlink leads it out of out_root."""
         out_dir = job.spec.out_dir
-        os.makedirs(out_dir, exist_ok=True)
         root = os.path.realpath(self.cfg.out_root)
         real = os.path.realpath(out_dir)
         if not (real + os.sep).startswith(root + os.sep):
             raise ConfigError(f"{self.cfg.source}: job {job.id}: its out_dir {out_dir} leads "
                               f"outside out_root ({real}); remove the symlink")
+        # Only now: makedirs would follow a dangling link, or a '..', out of out_root first.
+        os.makedirs(out_dir, exist_ok=True)
         return out_dir
 
     def _log_path(self, job_id: str, number: int) -> str:
         folder = posixpath.join(self.logs, job_id)
-        os.makedirs(folder, exist_ok=True)
         real_logs = os.path.realpath(self.logs)
         if not (os.path.realpath(folder) + os.sep).startswith(real_logs + os.sep):
             raise ConfigError(f"log folder {folder} leads outside {self.logs}; remove the "
                               "symlink")
+        # Checked first: a job id from an edited journal ('../../x') must not create folders.
+        os.makedirs(folder, exist_ok=True)
         path = posixpath.join(folder, f"attempt-{number}.log")
         if os.path.exists(path):  # left by a journal that was deleted and started again
             path = posixpath.join(folder, f"attempt-{number}.{self.session.id}.log")

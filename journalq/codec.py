@@ -84,6 +84,24 @@ def _string_map(value: Any, _: Any) -> dict[str, str]:
     return dict(value)
 
 
+# JSON (and YAML) can spell a lone UTF-16 surrogate as an escape; no UTF-8 file or terminal
+# can hold one, so printing or hashing the string would fail far from where it was read.
+_SURROGATE_ESCAPE = re.compile(rb"\\(u|U0000)[dD][89a-fA-F]")
+LONE_SURROGATE = "a string holds a lone UTF-16 surrogate escape (\\udXXX)"
+
+
+def lone_surrogate(text: bytes, value: Any) -> bool:
+    """Whether `value`, parsed from `text`, holds a string no UTF-8 text can (checked only
+    when `text` has such an escape, so reading stays fast)."""
+    if not _SURROGATE_ESCAPE.search(text):
+        return False
+    try:
+        json.dumps(value, ensure_ascii=False, default=str, skipkeys=True).encode()
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def describe(value: Any) -> str:
     """A short, safe description of a bad value for an error message."""
     names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
@@ -111,6 +129,9 @@ _events_explained = make_converter(detailed=True, forbid_extra_keys=False)
 # Fixed width, so that comparing two timestamps as strings compares them as times.
 # ASCII digits only: `\d` alone also matches other scripts' digits, which sort differently.
 _TS_FORMAT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", re.ASCII)
+# Event types are snake_case words, now and in any later journalq; anything else (a "\r",
+# a 10 kB string) is damage, not a newer writer, and must not end up in a message.
+_TAG = re.compile(r"[a-z][a-z0-9_]{0,63}", re.ASCII)
 
 
 def encode(event: ev.Event) -> bytes:
@@ -128,7 +149,7 @@ def decode(obj: Any) -> ev.Event:
         raise DecodeError(f"expected a JSON object, got {describe(obj)}")
     tag = obj.get("type")
     version = obj.get("v")
-    if type(tag) is not str or type(version) is not int:
+    if type(tag) is not str or type(version) is not int or not _TAG.fullmatch(tag):
         raise DecodeError("missing or malformed 'type' or 'v'")
     ts = obj.get("ts")
     if type(ts) is not str or not _TS_FORMAT.fullmatch(ts) or not _is_time(ts):

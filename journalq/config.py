@@ -203,6 +203,8 @@ def _load_yaml(data: bytes, source: str) -> Any:
         raise ConfigError(f"{source}: expands to more than {MAX_CONFIG_NODES} values; "
                           "a config this large is a mistake (or a YAML alias bomb, or an alias "
                           "inside itself)")
+    if codec.lone_surrogate(data, raw):
+        raise ConfigError(f"{source}: {codec.LONE_SURROGATE}; write the character itself")
     return raw
 
 
@@ -240,6 +242,25 @@ class _CountingLoader(yaml.SafeLoader):
             if self.aliases > MAX_YAML_ALIASES:
                 raise _TooManyAliases
         return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        # PyYAML keeps the last of two equal keys: a second `jobs:` would silently drop
+        # every job of the first. (Keys merged in with `<<:` may be overridden, as usual.)
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    repeated = key in seen
+                except TypeError:  # unhashable: the base class refuses it with a mark
+                    continue
+                if repeated:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r}", key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep)
 
 
 def _expanded_size(value: Any, seen: dict[int, int]) -> int:

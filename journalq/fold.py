@@ -185,11 +185,15 @@ class Folder:
 
 
 def spec_of(event: ev.JobSpecEvent) -> JobSpec:
-    """The job spec an added or changed event records."""
-    return JobSpec(
+    """The job spec an added or changed event records.
+
+    Its sha256 is computed from the fields, never taken from the line: `run` compares it
+    with the config's to decide whether the journal's command may run, and an edited line
+    could pair another command with the config's hash.
+    """
+    return JobSpec.build(
         argv=tuple(event.argv), shell=event.shell, cwd=event.cwd, env=dict(event.env),
         out_dir=event.out_dir, max_attempts=event.max_attempts, timeout=event.timeout,
-        sha256=event.spec_sha256,
     )
 
 

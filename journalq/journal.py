@@ -182,6 +182,8 @@ def _decode_line(line: bytes) -> ev.Event | str:
         obj: Any = json.loads(line)
     except (ValueError, RecursionError) as exc:
         return f"not JSON: {str(exc)[:80]}"
+    if codec.lone_surrogate(line, obj):
+        return codec.LONE_SURROGATE
     try:
         return codec.decode(obj)
     except codec.DecodeError as exc:
