@@ -7,10 +7,10 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from journalq import __version__
-from journalq.errors import EXIT_JOURNAL, EXIT_SIGINT, JournalqError
+from journalq.errors import EXIT_JOURNAL, EXIT_SIGINT, EXIT_USAGE, JournalqError
 
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in journalq, not in the input
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a reader that went away
@@ -32,15 +32,23 @@ exit codes:
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors as one `journalq: error:` line like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"journalq: error: {message}; see `{self.prog} --help`\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="journalq",
         description="A crash-safe experiment queue: every transition is an fsync'd line in "
                     "an append-only journal, and the queue's state is a fold over it.",
         epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"journalq {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     parser_class=_Parser)
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text,

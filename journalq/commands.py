@@ -261,6 +261,9 @@ def _read_with_copies(path: str, cfg: Config | None, sync_dir: str | None,
     if not folder:
         return read_queue(path, console)
     name = cfg.queue if cfg else queue_name(path)
+    if name is None:
+        raise UsageError(f"{path}: no journal here to name the queue; pass --config so "
+                         "journalq knows which copies in the sync folder to read")
     return merged_queue(path, folder, name, console.warn)
 
 

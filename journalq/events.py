@@ -138,7 +138,7 @@ class JobRecovered(Event):
 
     `reason` is `abandoned` (its runner died on this host), `stale` (no heartbeat for
     stale_seconds), `forced` (the operator said its runner is gone) or `card` (its run card
-    recorded how it finished).
+    recorded how it finished). `attempt_session` is the session that started the attempt.
     """
 
     job: str
@@ -146,6 +146,7 @@ class JobRecovered(Event):
     to: str
     reason: str
     return_code: int | None = None
+    attempt_session: str = ""
 
 
 @attrs.frozen(kw_only=True)

@@ -24,7 +24,9 @@ from journalq.policy import status_after_failure
 from journalq.state import Anomaly, Attempt, Job, JobSpec, Queue, SessionInfo, Status
 
 E = TypeVar("E", bound=ev.Event)
-Transition = Callable[[Job, E], "Job | str"]
+# A transition returns the job after the event, a sentence saying why the event does not fit,
+# or both a job and a note (the event applied, but it tells of something unusual).
+Transition = Callable[[Job, E], "Job | str | tuple[Job, str]"]
 _TRANSITIONS: dict[type[ev.Event], Transition[Any]] = {}
 
 
@@ -95,7 +97,7 @@ class Folder:
 
     def _heartbeat(self, beat: ev.Heartbeat) -> None:
         job = self._jobs.get(beat.job)
-        if job is None or job.status is not Status.RUNNING or job.attempt != beat.attempt:
+        if job is None or not _is_current(job, beat.attempt, beat.session):
             self._anomaly(beat, beat.job, f"heartbeat from attempt {beat.attempt}, "
                           "which is not running")
             return
@@ -120,7 +122,10 @@ class Folder:
         job = self._with_heartbeat(job)
         self._beats.pop(job_id, None)
         after = _TRANSITIONS[type(event)](job, event)
-        if isinstance(after, str):
+        if isinstance(after, tuple):  # applied, with a note worth showing
+            after, note = after
+            self._anomaly(event, job_id, note)
+        elif isinstance(after, str):
             self._anomaly(event, job_id, after)
             after = job
         self._jobs[job_id] = after
@@ -197,8 +202,15 @@ def spec_of(event: ev.JobSpecEvent) -> JobSpec:
     )
 
 
-def _is_current(job: Job, attempt: int) -> bool:
-    return job.status is Status.RUNNING and job.attempt == attempt
+def _is_current(job: Job, attempt: int, session: str = "") -> bool:
+    """Whether `attempt` (started by `session`, when known) is the job's running attempt.
+
+    Numbers alone can collide: a runtime that never saw another's start (its copy was lost)
+    numbers its own attempt the same. The session that started an attempt tells them apart.
+    """
+    last = job.last
+    return (job.status is Status.RUNNING and last is not None and last.number == attempt
+            and (not session or last.session == session))
 
 
 def _ran_another_spec(job: Job) -> bool:
@@ -216,11 +228,23 @@ def _changed(job: Job, event: ev.JobChanged) -> Job | str:
 
 
 @transition(ev.JobStarted)
-def _started(job: Job, event: ev.JobStarted) -> Job | str:
+def _started(job: Job, event: ev.JobStarted) -> Job | str | tuple[Job, str]:
+    last = job.last
+    if job.status is Status.RUNNING and last is not None and last.session != event.session:
+        # Another runtime started the job without seeing this attempt (its journal copy was
+        # lost, or both ran at once): the newer start wins, the older attempt is closed.
+        note = (f"attempt {event.attempt} of session {event.session} superseded attempt "
+                f"{last.number} of session {last.session}, which it never saw")
+        job = _settle(job, event.ts, outcome="superseded", reason="superseded")
+        return _begin(job, event), note
     if job.status is not Status.PENDING:
         return f"attempt {event.attempt} started while the job was {job.status.value}"
-    if event.attempt != job.attempt + 1:
+    if event.attempt <= max((a.number for a in job.attempts), default=0):
         return f"attempt {event.attempt} started after attempt {job.attempt}"
+    return _begin(job, event)
+
+
+def _begin(job: Job, event: ev.JobStarted) -> Job:
     attempt = Attempt(
         number=event.attempt, session=event.session, host=event.host, boot_id=event.boot_id,
         pid=event.pid, started=event.ts, log=event.log, spec_sha256=event.spec_sha256,
@@ -231,7 +255,7 @@ def _started(job: Job, event: ev.JobStarted) -> Job | str:
 
 @transition(ev.JobFinished)
 def _finished(job: Job, event: ev.JobFinished) -> Job | str:
-    if not _is_current(job, event.attempt):
+    if not _is_current(job, event.attempt, event.session):
         return f"finish of attempt {event.attempt}, which is not running (late or superseded)"
     job = _settle(job, event.ts, outcome=event.outcome, reason=event.reason,
                   return_code=event.return_code, signal=event.signal, duration=event.duration)
@@ -243,7 +267,7 @@ def _finished(job: Job, event: ev.JobFinished) -> Job | str:
 
 @transition(ev.JobInterrupted)
 def _interrupted(job: Job, event: ev.JobInterrupted) -> Job | str:
-    if not _is_current(job, event.attempt):
+    if not _is_current(job, event.attempt, event.session):
         return f"interruption of attempt {event.attempt}, which is not running"
     job = _settle(job, event.ts, outcome="interrupted", reason="interrupted",
                   signal=event.signal, charged=False)
@@ -252,7 +276,7 @@ def _interrupted(job: Job, event: ev.JobInterrupted) -> Job | str:
 
 @transition(ev.JobRecovered)
 def _recovered(job: Job, event: ev.JobRecovered) -> Job | str:
-    if not _is_current(job, event.attempt):
+    if not _is_current(job, event.attempt, event.attempt_session):
         return f"recovery of attempt {event.attempt}, which is not running"
     try:
         to = Status(event.to)

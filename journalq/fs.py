@@ -67,7 +67,8 @@ class FileSystem(Protocol):
         ...
 
     def makedirs(self, path: str) -> None:
-        """Create `path` and its parents if missing."""
+        """Create `path` and its parents if missing, durably (each new folder's parent is
+        fsync'd, or a power loss could take the folder and the fsync'd files in it)."""
         ...
 
     def remove(self, path: str) -> None:
@@ -88,11 +89,7 @@ class RealFileSystem:
         os.fsync(fd)
 
     def fsync_dir(self, path: str) -> None:
-        fd = os.open(path or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _fsync_dir(path)
 
     def truncate(self, fd: int, size: int) -> None:
         os.ftruncate(fd, size)
@@ -131,11 +128,26 @@ class RealFileSystem:
         return os.path.exists(path)
 
     def makedirs(self, path: str) -> None:
+        missing = []
+        folder = os.path.abspath(path)
+        while not os.path.isdir(folder):
+            missing.append(folder)
+            folder = os.path.dirname(folder)
         os.makedirs(path, exist_ok=True)
+        for created in reversed(missing):
+            _fsync_dir(os.path.dirname(created))
 
     def remove(self, path: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.remove(path)
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 REAL: FileSystem = RealFileSystem()

@@ -133,12 +133,13 @@ def recover(orphans: Iterable[Orphan], cards: Mapping[str, RunCard]) -> list[ev.
             to = Status.DONE if card.outcome == ev.DONE else status_after_failure(job)
             settled.append(ev.JobRecovered(
                 job=job.id, attempt=attempt.number, to=to.value, reason=CARD,
-                return_code=card.return_code,
+                return_code=card.return_code, attempt_session=attempt.session,
             ))
         else:
             to = status_after_failure(job)
             settled.append(ev.JobRecovered(
                 job=job.id, attempt=attempt.number, to=to.value, reason=orphan.reason,
+                attempt_session=attempt.session,
             ))
     return settled
 

@@ -15,6 +15,7 @@ journal is authoritative, a one-line warning says what to do, and the next bound
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -69,7 +70,9 @@ def _digest(line: bytes) -> bytes:
     return hashlib.blake2b(canonical.encode(), digest_size=16).digest()
 
 
-def _entries(path: str, fs: FileSystem, warn: Callable[[str], None]) -> Iterator[Entry]:
+def entries(path: str, fs: FileSystem, warn: Callable[[str], None]) -> Iterator[Entry]:
+    """Every event of a journal or copy, with its line and digest; a torn tail is warned
+    about and skipped (a copy still uploading), a corrupt middle line is an error."""
     reader = Reader(path, fs)
     for line, event in reader.entries():
         yield Entry(event, line, _digest(line), path)
@@ -141,10 +144,10 @@ def pull(session: Session, sync_dir: str, queue: str | None, warn: Callable[[str
     writer = session.writer
     known: dict[str, tuple[bytes, str]] = {}
     if fs.exists(writer.path):
-        for entry in _entries(writer.path, fs, warn):
+        for entry in entries(writer.path, fs, warn):
             known[entry.event.id] = (entry.digest, entry.source)
     covered = coverage if coverage is not None else {}
-    fresh = union([_covering(_entries(path, fs, warn), covered.setdefault(path, {}))
+    fresh = union([_covering(entries(path, fs, warn), covered.setdefault(path, {}))
                    for path in copies], known)
     for entry in fresh:
         writer.append_line(entry.line + b"\n")
@@ -156,10 +159,10 @@ def pull(session: Session, sync_dir: str, queue: str | None, warn: Callable[[str
 def merged_queue(path: str, sync_dir: str, queue: str | None,
                  warn: Callable[[str], None], fs: FileSystem = REAL) -> Queue:
     """The queue as local journal and copies show it together, without writing anything."""
-    sources = [_entries(path, fs, warn)] if fs.exists(path) else []
-    sources += [_entries(copy, fs, warn) for copy in list_copies(sync_dir, queue, fs)]
-    entries = union(sources, {})
-    return replay(entry.event for entry in entries)
+    sources = [entries(path, fs, warn)] if fs.exists(path) else []
+    sources += [entries(copy, fs, warn) for copy in list_copies(sync_dir, queue, fs)]
+    merged = union(sources, {})
+    return replay(entry.event for entry in merged)
 
 
 def push(journal_path: str, sync_dir: str, queue: str, session: str,
@@ -172,8 +175,13 @@ def push(journal_path: str, sync_dir: str, queue: str, session: str,
     data = b"".join(fs.read(journal_path))
     target = posixpath.join(sync_dir, copy_name(queue, session))
     temp = posixpath.join(sync_dir, f".{copy_name(queue, session)}.tmp-{os.getpid()}")
-    fs.write_file(temp, data)
-    fs.replace(temp, target)
+    try:
+        fs.write_file(temp, data)
+        fs.replace(temp, target)
+    except OSError:
+        with contextlib.suppress(OSError):
+            fs.remove(temp)  # a half-written temp file would only clutter the folder
+        raise
     fs.fsync_dir(sync_dir)
     return target
 
@@ -261,7 +269,7 @@ class Mirror:
             info = sessions.get(owner)
             if owner == session.id or info is None or info.ended is None:
                 continue
-            if any(other != path and all(cover.get(sid, 0) >= seq for sid, seq in held.items())
+            if any(_supersedes(other, cover, path, held)
                    for other, cover in self._coverage.items()):
                 try:
                     self._fs.remove(path)
@@ -269,3 +277,14 @@ class Mirror:
                     continue
                 removed += 1
         return removed
+
+
+def _supersedes(path: str, cover: Coverage, other: str, held: Coverage) -> bool:
+    """Whether copy `path` holds every event copy `other` holds, and ranks above it.
+
+    Identical copies would each cover the other; ranking them by name keeps the last one,
+    so of every group of equal copies one always survives (the order has a top).
+    """
+    if path == other or any(cover.get(sid, 0) < seq for sid, seq in held.items()):
+        return False
+    return cover != held or path > other

@@ -203,8 +203,6 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert (0, f"journalq {__version__}\n") == (caught.value.code, capsys.readouterr().out)
 
 
-@pytest.mark.xfail(reason="cli.py leaves usage errors to argparse: a usage line, then "
-                          "`journalq <command>: error: ...`", strict=False)
 @pytest.mark.parametrize("argv", [["init"], ["frobnicate"]], ids=["missing-flag", "unknown"])
 def test_usage_errors_are_one_line_too(capsys: pytest.CaptureFixture[str],
                                        argv: list[str]) -> None:

@@ -4,6 +4,8 @@ interleaving)."""
 
 from __future__ import annotations
 
+import itertools
+
 import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -332,12 +334,36 @@ def test_start_of_a_done_job_is_an_anomaly() -> None:
     assert [("a", "attempt 2 started while the job was done", 1)] == messages(queue)
 
 
-def test_start_skipping_an_attempt_number_is_an_anomaly() -> None:
-    """Attempt numbers count up by one; a gap is recorded, not followed."""
-    queue = replay(added("a"), started("a", 3))
+def test_start_reusing_an_attempt_number_of_the_same_session_is_an_anomaly() -> None:
+    """Attempt numbers only grow; a start numbered at or below an earlier attempt is
+    recorded, not followed. (A gap is fine: numbers that collided across runtimes push the
+    next number past them.)"""
+    queue = replay(added("a", 2), started("a", 1, 2), finished("a", 1, return_code=1),
+                   started("a", 1, 2))
 
     assert Status.PENDING == queue.jobs["a"].status
-    assert [("a", "attempt 3 started after attempt 0", 1)] == messages(queue)
+    assert [("a", "attempt 1 started after attempt 1", 1)] == messages(queue)
+    assert Status.RUNNING == replay(added("a"), started("a", 3)).jobs["a"].status
+
+
+def test_a_start_from_another_session_supersedes_a_running_attempt_it_never_saw() -> None:
+    """Runtime B started the job without seeing A's start (A's copy was lost): B's attempt
+    wins, A's is closed as superseded and still charged, and B's finish is credited to B,
+    never to A's attempt of the same number."""
+    a_events = history(CREATED, added("a", 3), started("a", 1, 3), beat("a", 1))
+    b_start, b_finish = (attrs.evolve(event, id=f"s2:{n}", session="s2",
+                                      ts=format_ts(BASE + 10_000 + n * 1000))
+                         for n, event in enumerate([started("a", 1, 3), finished("a", 1)], 1))
+    late_a_finish = attrs.evolve(finished("a", 1, return_code=9), id="s1:9", session="s1",
+                                 ts=format_ts(BASE + 20_000))
+
+    job = fold.replay([*a_events, b_start, b_finish, late_a_finish]).jobs["a"]
+
+    assert Status.DONE == job.status
+    assert [("s1", "superseded"), ("s2", "done")] == [(a.session, a.outcome)
+                                                       for a in job.attempts]
+    assert 0 == job.attempts[-1].return_code
+    assert 2 == job.charged
 
 
 @pytest.mark.parametrize("event", [
@@ -423,6 +449,7 @@ class _Model:
     charged: int = 0
     max_attempts: int = 1
     variant: str = ""
+    owner: str | None = None  # the session that started the current attempt
 
 
 @st.composite
@@ -456,6 +483,8 @@ def histories(draw: st.DrawFn, max_steps: int = 30) -> list[ev.Event]:
         model = models.get(job, _Model(status="pending"))
         action = draw(st.sampled_from(ANYTHING if chaos else PLAUSIBLE[model.status]))
         attempt = model.attempt + (draw(st.integers(-1, 1)) if chaos else 0)
+        # A runner writes its own attempt's heartbeats and finish; chaos lets anyone.
+        owner = None if chaos else model.owner
         if action == "add":
             model.max_attempts = draw(st.integers(1, 3))
             emit(added(job, model.max_attempts))
@@ -467,17 +496,18 @@ def histories(draw: st.DrawFn, max_steps: int = 30) -> list[ev.Event]:
         elif action == "start":
             model.attempt += 1
             model.charged += 1
-            emit(started(job, attempt + 1, model.max_attempts, model.variant))
+            model.owner = draw(st.sampled_from(SESSIONS))
+            emit(started(job, attempt + 1, model.max_attempts, model.variant), model.owner)
             model.status = "running"
         elif action == "beat":
-            emit(beat(job, attempt, draw(st.none() | st.integers(1, 9))))
+            emit(beat(job, attempt, draw(st.none() | st.integers(1, 9))), owner)
         elif action in ("done", "fail"):
-            emit(finished(job, attempt, 0 if action == "done" else 1))
+            emit(finished(job, attempt, 0 if action == "done" else 1), owner)
             budget_left = model.charged < model.max_attempts
             model.status = "done" if action == "done" else (
                 "pending" if budget_left else "failed")
         elif action == "interrupt":
-            emit(interrupted(job, attempt))
+            emit(interrupted(job, attempt), owner)
             model.status, model.charged = "pending", model.charged - 1
         elif action == "recover":
             to = draw(st.sampled_from(["pending", "failed", "done"] + (["running"] * chaos)))
@@ -504,7 +534,10 @@ def check_invariants(queue: Queue) -> None:
     """What holds for every job after any history."""
     for job in queue.jobs.values():
         last = job.last
-        assert [n + 1 for n in range(job.attempt)] == [a.number for a in job.attempts]
+        # Numbers grow, but for an attempt superseded by another runtime's start of the
+        # same number (it never saw the first).
+        for before, after in itertools.pairwise(job.attempts):
+            assert before.number < after.number or before.outcome == "superseded"
         assert (job.status is Status.RUNNING) == (last is not None and last.finished is None)
         for attempt in job.attempts:  # a heartbeat belongs to the attempt it was sent for
             if attempt.heartbeat is not None:

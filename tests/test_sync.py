@@ -76,7 +76,7 @@ def has(found: list[dict[str, Any]], kind: str, job: str) -> bool:
 
 def entries(path: Path) -> Iterator[sync.Entry]:
     """A copy's events as the merge reads them."""
-    return sync._entries(str(path), REAL, lambda message: None)
+    return sync.entries(str(path), REAL, lambda message: None)
 
 
 def merged(paths: list[Path]) -> list[sync.Entry]:
