@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from journalq import __version__, host, policy, render
 from journalq import events as ev
-from journalq.card import write_card
+from journalq.card import card_path, read_card, write_card
 from journalq.commands import (
     Console,
     add_config_jobs,
@@ -31,6 +31,7 @@ from journalq.commands import (
 )
 from journalq.config import Config
 from journalq.errors import (
+    EXIT_DECISION,
     EXIT_JOBS_FAILED,
     EXIT_OK,
     BusyError,
@@ -79,6 +80,7 @@ class Batch:
         self.quiet = quiet
         self.sync = sync
         self.runnable: set[str] = set(cfg.jobs)
+        self.ran_elsewhere: list[str] = []
         self.durations: list[float] = []
         self.base = os.getcwd()
         self.logs = posixpath.join(posixpath.dirname(session.writer.path) or ".", "logs",
@@ -140,9 +142,30 @@ class Batch:
                         if j.id in self.runnable), None)
             if job is None:
                 return
+            if self._ran_elsewhere(job):
+                continue
             self.run_one(job)
             if self.sync:
                 self.sync(self.session, True)
+
+    def _ran_elsewhere(self, job: Job) -> bool:
+        """Whether the job's out_dir holds a run card of an attempt this journal never saw:
+        another runtime ran it and its journal never arrived (Drive lost its copies). Rather
+        than run it twice and overwrite its card, journalq leaves it for the operator."""
+        card = read_card(job.spec.out_dir, self.session.writer.fs)
+        if card is None or card.job != job.id:
+            return False
+        if any((a.session, a.number) == (card.session, card.attempt) for a in job.attempts):
+            return False
+        self.runnable.discard(job.id)
+        self.ran_elsewhere.append(job.id)
+        self.console.warn(
+            f"not running {job.id}: {card_path(job.spec.out_dir)} records attempt "
+            f"{card.attempt} of session {card.session} ({card.outcome}), which this journal "
+            "does not know: another runtime ran it. Put that runtime's journal copy in the "
+            "sync folder, or delete the card to run the job again"
+        )
+        return True
 
     def _position(self) -> tuple[int, int]:
         counts = self.session.queue().counts()
@@ -275,6 +298,8 @@ class Batch:
                               f"and were not run ({', '.join(left_out[:5])}); cancel them, "
                               "or run them with --trust journal")
         code = EXIT_JOBS_FAILED if queue.by_status(Status.FAILED) else EXIT_OK
+        if self.ran_elsewhere:
+            code = EXIT_DECISION
         if self.interrupts.received is not None:
             code = _SIGNAL_EXIT.get(self.interrupts.received, 130)
             self.session.exit_reason = "interrupted"

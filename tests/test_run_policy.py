@@ -219,3 +219,25 @@ def test_closed_stdout_does_not_stop_the_batch(project: Path) -> None:
         assert [("a", 1), ("b", 1)] == queue.runs()
         assert {"done": 2} == counts(queue.status())
         assert "wrote 4 results" in queue.log("b", 1).read_text()
+
+
+def test_a_card_from_an_attempt_the_journal_never_saw_stops_a_rerun(project: Path) -> None:
+    """A job whose out_dir holds a run card of an attempt this journal does not know (another
+    runtime ran it; its journal copy was lost) is not run again: `run` leaves it pending,
+    says why and where the card is, runs the other jobs, and exits 6."""
+    with SmallQueue(project, ["a", "b"]) as queue:
+        assert 0 == queue.run("--quiet").returncode
+        card = queue.out_dir("a") / "journalq-run.toml"
+        saved = card.read_bytes()
+        queue.journal.unlink()  # the journal is lost; the outputs and the card survive
+        card.write_bytes(saved)
+        (queue.out_dir("b") / "journalq-run.toml").unlink()
+
+        again = queue.run("--quiet")
+
+        assert 6 == again.returncode, again.stderr
+        assert [("a", 1), ("b", 1), ("b", 1)] == queue.runs()
+        assert "not running a:" in again.stderr
+        assert str(card.relative_to(project)) in again.stderr
+        assert "pending" == queue.job("a")["status"]
+        assert saved == card.read_bytes()
