@@ -197,7 +197,7 @@ def describe_orphan(orphan: policy.Orphan) -> str:
         policy.STALE: f"no heartbeat for {render.duration(orphan.age)}",
         policy.FORCED: f"forced (last heartbeat {render.duration(orphan.age)} ago)",
     }[orphan.reason]
-    return f"{orphan.job.id} (attempt {number}): {why}"
+    return render.safe(f"{orphan.job.id} (attempt {number}): {why}")
 
 
 def recover_orphans(session: Session, orphans: Sequence[policy.Orphan],
@@ -356,8 +356,8 @@ def recover(state: str | None, config_path: str | None, stale_seconds: float | N
 
 def _report_alive(alive: Sequence[policy.LiveRunner], console: Console) -> None:
     for runner in alive:
-        console.out(f"{runner.job.id} is still running on {runner.host} (last heartbeat "
-                    f"{render.duration(runner.age)} ago); left alone")
+        console.out(render.safe(f"{runner.job.id} is still running on {runner.host} (last "
+                                f"heartbeat {render.duration(runner.age)} ago); left alone"))
 
 
 def refuse_orphans(orphans: Sequence[policy.Orphan], path: str) -> None:

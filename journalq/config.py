@@ -493,15 +493,22 @@ def _fill(command: tuple[str, ...] | str, values: Mapping[str, Any],
           path: str) -> tuple[str, ...] | str:
     """A command with `{axis}` placeholders replaced; `{out_dir}` and `{job}` are left
     for `_spec` to fill in, and any other braces are left alone (think `python -c`)."""
-    def sub(word: str) -> str:
-        return _PLACEHOLDER.sub(
-            lambda m: _arg_text(values[m.group(1)]) if m.group(1) in values else m.group(0),
-            word,
-        )
-
+    texts = {name: _arg_text(value) for name, value in values.items()}
     if isinstance(command, str):
-        return sub(command)
-    return tuple(sub(word) for word in command)
+        return fill_placeholders(command, texts, quoted=True)
+    return tuple(fill_placeholders(word, texts, quoted=False) for word in command)
+
+
+def fill_placeholders(word: str, values: Mapping[str, str], *, quoted: bool) -> str:
+    """`word` with each `{name}` of `values` replaced; in a shell command the value is
+    quoted, so a value (an axis, a path) can never become shell syntax."""
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in values:
+            return match.group(0)
+        return shlex.quote(values[name]) if quoted else values[name]
+
+    return _PLACEHOLDER.sub(value, word)
 
 
 def _spec(job: JobConfig, path: str, worker: tuple[str, ...], out_root: str,
@@ -523,8 +530,7 @@ def _spec(job: JobConfig, path: str, worker: tuple[str, ...], out_root: str,
         assert job.command is not None
         argv = _command_argv(job.command, job.shell, path)
     known = {"out_dir": out_dir, "job": job.id}
-    argv = tuple(_PLACEHOLDER.sub(lambda m: known.get(m.group(1), m.group(0)), word)
-                 for word in argv)
+    argv = tuple(fill_placeholders(word, known, quoted=job.shell) for word in argv)
     max_attempts = job.max_attempts if job.max_attempts is not None else defaults.max_attempts
     _attempts(max_attempts, f"{path}.max_attempts")
     timeout = job.timeout if job.timeout is not None else defaults.timeout

@@ -16,6 +16,15 @@ from journalq.state import Attempt, Job, Queue, Status
 
 JSON_SCHEMA_VERSION = 1
 
+# An edited or foreign journal can hold any text; shown raw, a newline or an escape sequence
+# in a job id would forge table rows or drive the terminal. Controls are shown escaped.
+_CONTROLS = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))}
+
+
+def safe(text: str) -> str:
+    """Text from the journal made harmless to print: control characters escaped."""
+    return text.translate(_CONTROLS)
+
 
 def duration(seconds: float | None) -> str:
     """A short human duration: `0.4s`, `12s`, `1m02s`, `3h04m`."""
@@ -52,12 +61,12 @@ def status_table(queue: Queue, now: datetime) -> str:
     rows = [("JOB", "STATUS", "ATTEMPT", "TRIES", "RC", "DURATION", "HEARTBEAT", "OUT_DIR")]
     for job in queue.jobs.values():
         rows.append((
-            job.id, _status_word(job), str(job.attempt), tries(job),
+            safe(job.id), _status_word(job), str(job.attempt), tries(job),
             _rc(job.last), duration(_duration(job.last, now)), _beat_age(job, now),
-            job.spec.out_dir,
+            safe(job.spec.out_dir),
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    lines = [f"queue {queue.name or '?'}: {counts_line(queue)}", ""]
+    lines = [f"queue {safe(queue.name or '?')}: {counts_line(queue)}", ""]
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
         lines.append("  ".join([*cells, row[-1]]).rstrip())
@@ -109,18 +118,20 @@ def notes(queue: Queue) -> list[str]:
     changed = [job.id for job in queue.jobs.values() if job.changed_after_done]
     if changed:
         lines.append("")
-        lines.append(f"done* = the config changed after the job was done ({', '.join(changed)}); "
+        lines.append(f"done* = the config changed after the job was done "
+                     f"({safe(', '.join(changed))}); "
                      "it is not rerun unless you `journalq retry` it")
     if queue.anomalies:
         lines.append("")
         lines.append(f"{len(queue.anomalies)} event(s) did not fit the state (kept, ignored):")
         for anomaly in queue.anomalies:
             times = f" (x{anomaly.count})" if anomaly.count > 1 else ""
-            lines.append(f"  {anomaly.event_id} {anomaly.job or '-'}: {anomaly.message}{times}")
+            lines.append(safe(f"  {anomaly.event_id} {anomaly.job or '-'}: {anomaly.message}")
+                         + times)
     if queue.unknown_types:
         lines.append("")
         lines.append("events from a newer journalq were skipped: "
-                     + ", ".join(sorted(queue.unknown_types)))
+                     + safe(", ".join(sorted(queue.unknown_types))))
     return lines
 
 
@@ -188,7 +199,7 @@ def progress(position: int, total: int, word: str, job: Job, detail: str = "",
     width = len(str(total))
     tail = f"  (eta {duration(eta)})" if eta is not None else ""
     detail = f"  {detail}" if detail else ""
-    return f"[{position:>{width}}/{total}] {word:<7}{job.id}{detail}{tail}"
+    return f"[{position:>{width}}/{total}] {word:<7}{safe(job.id)}{detail}{tail}"
 
 
 def finish_detail(attempt: Attempt) -> str:
@@ -207,7 +218,7 @@ def summary(queue: Queue, ran: Mapping[str, str]) -> str:
         last = job.last
         code = _rc(last)
         log = last.log if last else "-"
-        lines.append(f"  failed {job.id}  rc={code}  reason={job.reason}  log={log}")
+        lines.append(safe(f"  failed {job.id}  rc={code}  reason={job.reason}  log={log}"))
     if failed:
         lines.append("rerun them with `journalq retry --failed` then `journalq run` again")
     pending = queue.by_status(Status.PENDING)

@@ -242,6 +242,25 @@ jobs:
     assert not (project / "x").exists()
 
 
+def test_values_filled_into_a_shell_command_stay_values(project: Path) -> None:
+    """In a `shell: true` command, matrix values and paths are quoted where they are filled
+    in: a value like `x; touch pwned` is printed, never run."""
+    write(project / CONFIG, """\
+queue: sec
+matrix:
+  id: "v{n}"
+  axes: {n: [1], text: ["x; touch pwned"]}
+  shell: true
+  command: "echo {text} > {out_dir}/said.txt"
+""")
+    done = journalq("run", "--config", CONFIG, "--quiet", cwd=project)
+
+    assert EXIT_OK == done.returncode, done.stderr
+    assert not (project / "pwned").exists()
+    said = project / "runtime_state/outputs/sec/v1/said.txt"
+    assert "x; touch pwned\n" == said.read_text()
+
+
 def test_resolve_argv_uses_a_shell_only_for_shell_specs() -> None:
     """The argv handed to the kernel starts with /bin/sh exactly when the spec says shell."""
     plain = spec_running("; rm -rf /")
