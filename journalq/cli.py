@@ -219,5 +219,8 @@ def _console() -> commands.Console:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
 
-    return Console(out=out, err=err, echo=echo)
+    def write(text: str) -> None:
+        sys.stdout.write(text)
+
+    return Console(out=out, err=err, echo=echo, write=write)
 

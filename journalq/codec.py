@@ -11,15 +11,18 @@ from __future__ import annotations
 import json
 import math
 import re
+import types
+import typing
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import cattrs
-from cattrs.errors import ForbiddenExtraKeysError
 
 from journalq import events as ev
+
+if TYPE_CHECKING:  # cattrs is for configs; reading a journal never imports it (start-up)
+    import cattrs
 
 TYPES: dict[str, type[ev.Event]] = {
     "queue_created": ev.QueueCreated,
@@ -111,6 +114,8 @@ def describe(value: Any) -> str:
 
 def make_converter(*, detailed: bool, forbid_extra_keys: bool) -> cattrs.Converter:
     """A converter with journalq's strict hooks; `detailed` collects every error with a path."""
+    import cattrs
+
     converter = cattrs.Converter(
         detailed_validation=detailed, forbid_extra_keys=forbid_extra_keys
     )
@@ -123,12 +128,12 @@ def make_converter(*, detailed: bool, forbid_extra_keys: bool) -> cattrs.Convert
     return converter
 
 
-# Journal lines: the fast converter decodes; the detailed one only explains a failure.
-_events = make_converter(detailed=False, forbid_extra_keys=False)
-_events_explained = make_converter(detailed=True, forbid_extra_keys=False)
 # Fixed width, so that comparing two timestamps as strings compares them as times.
 # ASCII digits only: `\d` alone also matches other scripts' digits, which sort differently.
-_TS_FORMAT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", re.ASCII)
+# The pattern also bounds hours, minutes and seconds; `_is_time` checks the calendar day.
+_TS_FORMAT = re.compile(
+    r"[0-9]{4}-[01][0-9]-[0-3][0-9]T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{6}Z"
+)
 # Event types are snake_case words, now and in any later journalq; anything else (a "\r",
 # a 10 kB string) is damage, not a newer writer, and must not end up in a message.
 _TAG = re.compile(r"[a-z][a-z0-9_]{0,63}", re.ASCII)
@@ -136,11 +141,77 @@ _TAG = re.compile(r"[a-z][a-z0-9_]{0,63}", re.ASCII)
 
 def encode(event: ev.Event) -> bytes:
     """One journal line, `type` and `v` first, ending in a newline."""
-    body = _events.unstructure(event)
     if isinstance(event, UnknownEvent):
         raise TypeError("an unknown event is never written back")
+    body = attrs.asdict(event, recurse=False)
     line = {"type": TAGS[type(event)], "v": ev.FORMAT_VERSION, **body}
     return (json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+
+
+# ---- decoding: strict, by hand, fast -------------------------------------------------------
+# A journal of a million events is mostly heartbeats; cattrs' generated structuring costs
+# more than the JSON parse itself, so events are checked field by field against their
+# attrs types here, and heartbeats have a path of their own (`heartbeat_fields`).
+
+def _string(value: Any) -> str:
+    if type(value) is not str:
+        raise ValueProblem(f"expected a string, got {describe(value)}")
+    return value
+
+
+def _integer(value: Any) -> int:
+    if type(value) is not int:  # bool is an int subclass: `true` is not a number
+        raise ValueProblem(f"expected an integer, got {describe(value)}")
+    return value
+
+
+def _boolean(value: Any) -> bool:
+    if type(value) is not bool:
+        raise ValueProblem(f"expected true or false, got {describe(value)}")
+    return value
+
+
+def _real(value: Any) -> float:
+    return _number(value, None)
+
+
+def _word_list(value: Any) -> tuple[str, ...]:
+    return _strings(value, None)
+
+
+def _word_map(value: Any) -> dict[str, str]:
+    return _string_map(value, None)
+
+
+_BY_TYPE: dict[Any, Callable[[Any], Any]] = {
+    str: _string, int: _integer, bool: _boolean, float: _real,
+    tuple[str, ...]: _word_list, dict[str, str]: _word_map,
+}
+
+
+@attrs.frozen
+class _Field:
+    name: str
+    check: Callable[[Any], Any]
+    optional: bool  # None is a value
+    required: bool  # no default: a line without it is bad
+
+
+def _fields_of(cls: type[ev.Event]) -> tuple[_Field, ...]:
+    hints = typing.get_type_hints(cls)
+    found = []
+    for field in attrs.fields(cls):
+        kind = hints[field.name]
+        union = typing.get_origin(kind) in (typing.Union, types.UnionType)
+        arms = typing.get_args(kind) if union else (kind,)
+        optional = type(None) in arms
+        (base,) = [arm for arm in arms if arm is not type(None)]
+        found.append(_Field(field.name, _BY_TYPE[base], optional,
+                            field.default is attrs.NOTHING))
+    return tuple(found)
+
+
+_FIELDS = {cls: _fields_of(cls) for cls in TYPES.values()}
 
 
 def decode(obj: Any) -> ev.Event:
@@ -157,20 +228,55 @@ def decode(obj: Any) -> ev.Event:
     cls = TYPES.get(tag)
     if cls is None or version > ev.FORMAT_VERSION:
         return _decode_unknown(obj, tag, version)
+    values: dict[str, Any] = {}
+    for field in _FIELDS[cls]:
+        if field.name not in obj:
+            if field.required:
+                raise DecodeError(f"{tag}: $.{field.name}: required field missing")
+            continue
+        value = obj[field.name]
+        try:
+            values[field.name] = None if value is None and field.optional else field.check(value)
+        except ValueProblem as problem:
+            raise DecodeError(f"{tag}: $.{field.name}: {problem}") from None
+    return cls(**values)
+
+
+def heartbeat_fields(obj: dict[str, Any]) -> tuple[str, str, str, str, int, int | None] | None:
+    """(id, ts, session, job, attempt, child_pid) of a well-formed heartbeat, or None for
+    anything else (which `decode` then explains). The same checks as `decode`, inlined."""
     try:
-        return _events.structure(obj, cls)
-    except Exception:  # noqa: BLE001 - any failure is explained by the detailed pass below
-        raise DecodeError(_explain(obj, cls)) from None
+        event_id, ts, session = obj["id"], obj["ts"], obj["session"]
+        job, attempt, child_pid = obj["job"], obj["attempt"], obj.get("child_pid")
+    except KeyError:
+        return None
+    if (obj.get("v") == ev.FORMAT_VERSION and type(event_id) is str and type(ts) is str
+            and type(session) is str and type(job) is str and type(attempt) is int
+            and (child_pid is None or type(child_pid) is int)
+            and _TS_FORMAT.fullmatch(ts) and _is_time(ts)):
+        return event_id, ts, session, job, attempt, child_pid
+    return None
 
 
 def _is_time(ts: str) -> bool:
-    """A time the calendar has (no month 13), before the year 9999: a writer stamps its
-    events after the newest one it read, and past 9999-12-31 there is no after."""
+    """A day the calendar has (no month 13, no February 30), before the year 9999: a writer
+    stamps its events after the newest one it read, and past 9999-12-31 there is no after.
+    `ts` already matched `_TS_FORMAT`. A journal's events fall on few days, so each day is
+    checked once."""
+    day = ts[:10]
+    if day in _DAYS:
+        return True
     try:
-        datetime.fromisoformat(ts)
+        datetime.fromisoformat(day)
     except ValueError:
         return False
-    return ts < "9999"
+    if day >= "9999":
+        return False
+    _DAYS.add(day)
+    return True
+
+
+_DAYS: set[str] = set()  # days seen to be real, a cache for _is_time
 
 
 def _decode_unknown(obj: dict[str, Any], tag: str, version: int) -> UnknownEvent:
@@ -180,16 +286,10 @@ def _decode_unknown(obj: dict[str, Any], tag: str, version: int) -> UnknownEvent
     return UnknownEvent(id=event_id, ts=ts, session=session, type=tag, v=version)
 
 
-def _explain(obj: dict[str, Any], cls: type[ev.Event]) -> str:
-    try:
-        _events_explained.structure(obj, cls)
-    except Exception as exc:  # noqa: BLE001 - turned into a message, never re-raised
-        return f"{TAGS[cls]}: {first_problem(exc, path='$')}"
-    return f"{TAGS[cls]}: invalid event"
-
-
 def problems(exc: BaseException, path: str = "$") -> list[str]:
     """Every structuring problem in `exc` as `<path>: <what is wrong>`."""
+    import cattrs
+
     if isinstance(exc, (cattrs.ClassValidationError, cattrs.IterableValidationError)):
         lines = cattrs.transform_error(exc, path=path, format_exception=_format)
         return [_swap(line) for line in lines]
@@ -204,6 +304,9 @@ def first_problem(exc: BaseException, path: str = "$") -> str:
 
 
 def _format(exc: BaseException, typ: type | None) -> str:
+    import cattrs
+    from cattrs.errors import ForbiddenExtraKeysError
+
     if isinstance(exc, ValueProblem):
         return str(exc)
     if isinstance(exc, KeyError):

@@ -39,6 +39,7 @@ class Console:
     out: Callable[[str], None]
     err: Callable[[str], None]
     echo: Callable[[bytes], None]
+    write: Callable[[str], None] = print  # output text as is, no newline added
 
     def warn(self, message: str) -> None:
         """A warning line, prefixed so it is never mistaken for output."""
@@ -247,7 +248,8 @@ def status(state: str | None, config_path: str | None, as_json: bool,
     threshold = stale_seconds or (cfg.stale_seconds if cfg else config_mod.DEFAULT_STALE_SECONDS)
     warnings = list(_status_warnings(queue, threshold))
     if as_json:
-        console.out(render.status_json(queue, path, warnings))
+        for piece in render.status_json(queue, path, warnings):
+            console.write(piece)
     else:
         console.out(render.status_table(queue, utc_now()))
         for warning in warnings:

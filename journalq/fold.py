@@ -12,6 +12,7 @@ folded into the job when anything else happens to it: memory grows with jobs, no
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -62,8 +63,17 @@ def replay_ordered(events: Iterable[ev.Event]) -> Queue:
     return folder.queue()
 
 
+class OutOfOrder(ValueError):
+    """An event was fed after one that sorts after it; `replay` sorts such input first."""
+
+
 class Folder:
-    """A running fold: feed events in order, ask for the queue at any point."""
+    """A running fold: feed events in order, ask for the queue (or one job) at any point.
+
+    Besides the jobs it keeps two small indexes, so that a runner asking after every job
+    "what next, how many are done" pays for one job, not for the whole queue: the status
+    counts, and each running job's (attempt, session).
+    """
 
     def __init__(self) -> None:
         self._queue = Queue()
@@ -73,45 +83,81 @@ class Folder:
         self._unknown: set[str] = set()
         # job id -> (attempt, ts, child_pid) of its newest heartbeat not yet folded in
         self._beats: dict[str, tuple[int, str, int | None]] = {}
+        self._running: dict[str, tuple[int, str]] = {}  # job id -> (attempt, its session)
+        self._counts = dict.fromkeys(Status, 0)
         self._count = 0
         self._seen: dict[str, str] = {}  # session -> ts of its newest event
         self._last: tuple[str, str] = ("", "")
 
     def feed(self, event: ev.Event) -> None:
         """Fold one event; it must not sort before the previous one."""
-        key = (event.ts, event.id)
-        if key < self._last:
-            raise ValueError(f"event {event.id} is out of (ts, id) order")
-        self._last = key
-        self._count += 1
-        self._seen[event.session] = event.ts
         kind = type(event)
         if kind is ev.Heartbeat:
-            self._heartbeat(event)  # type: ignore[arg-type]
-        elif kind is ev.JobAdded:
+            beat: ev.Heartbeat = event  # type: ignore[assignment]
+            self.beat(beat.id, beat.ts, beat.session, beat.job, beat.attempt, beat.child_pid)
+            return
+        self._advance(event.ts, event.id, event.session)
+        if kind is ev.JobAdded:
             self._added(event)  # type: ignore[arg-type]
         elif kind in _TRANSITIONS:
             self._job_event(event)
         else:
             self._queue_event(event)
 
-    def _heartbeat(self, beat: ev.Heartbeat) -> None:
-        job = self._jobs.get(beat.job)
-        if job is None or not _is_current(job, beat.attempt, beat.session):
-            self._anomaly(beat, beat.job, f"heartbeat from attempt {beat.attempt}, "
-                          "which is not running")
+    def _advance(self, ts: str, event_id: str, session: str) -> None:
+        key = (ts, event_id)
+        if key < self._last:
+            raise OutOfOrder(f"event {event_id} is out of (ts, id) order")
+        self._last = key
+        self._count += 1
+        self._seen[session] = ts
+
+    def beat(self, event_id: str, ts: str, session: str, job: str, attempt: int,
+             child_pid: int | None) -> None:
+        """Fold one heartbeat given as its fields (the reader's fast path: no object)."""
+        self._advance(ts, event_id, session)
+        if self._running.get(job) != (attempt, session):
+            self._anomaly_at(event_id, ts, job, f"heartbeat from attempt {attempt}, "
+                             "which is not running")
             return
         # A beat without a child pid keeps the known one, whether or not an earlier beat has
         # been folded into the job yet (else the state would depend on unrelated events).
-        known = self._beats.get(beat.job)
-        child_pid = beat.child_pid if beat.child_pid is not None or known is None else known[2]
-        self._beats[beat.job] = (beat.attempt, beat.ts, child_pid)
+        if child_pid is None:
+            known = self._beats.get(job)
+            if known is not None:
+                child_pid = known[2]
+        self._beats[job] = (attempt, ts, child_pid)
+
+    def job(self, job_id: str) -> Job | None:
+        """One job as it stands now."""
+        job = self._jobs.get(job_id)
+        return None if job is None else self._with_heartbeat(job)
+
+    def job_ids(self) -> list[str]:
+        """Every job's id, in queue order."""
+        return list(self._jobs)
+
+    def counts(self) -> dict[Status, int]:
+        """How many jobs are in each status now."""
+        return dict(self._counts)
+
+    def _store(self, before: Job | None, after: Job) -> None:
+        """Put a job's new state in place, keeping the indexes true."""
+        if before is not None:
+            self._counts[before.status] -= 1
+        self._counts[after.status] += 1
+        last = after.last
+        if after.status is Status.RUNNING and last is not None:
+            self._running[after.id] = (last.number, last.session)
+        else:
+            self._running.pop(after.id, None)
+        self._jobs[after.id] = after
 
     def _added(self, event: ev.JobAdded) -> None:
         if event.job in self._jobs:
             self._anomaly(event, event.job, "job added twice; the second spec is ignored")
         else:
-            self._jobs[event.job] = Job(id=event.job, spec=spec_of(event), added=event.ts)
+            self._store(None, Job(id=event.job, spec=spec_of(event), added=event.ts))
 
     def _job_event(self, event: ev.Event) -> None:
         job_id: str = event.job  # type: ignore[attr-defined]
@@ -119,6 +165,7 @@ class Folder:
         if job is None:
             self._anomaly(event, job_id, f"{codec.TAGS[type(event)]} for a job never added")
             return
+        before = job
         job = self._with_heartbeat(job)
         self._beats.pop(job_id, None)
         after = _TRANSITIONS[type(event)](job, event)
@@ -128,7 +175,7 @@ class Folder:
         elif isinstance(after, str):
             self._anomaly(event, job_id, after)
             after = job
-        self._jobs[job_id] = after
+        self._store(before, after)
 
     def _with_heartbeat(self, job: Job) -> Job:
         """The job with its newest unfolded heartbeat written into its latest attempt."""
@@ -166,11 +213,14 @@ class Folder:
             self._anomaly(event, None, f"no transition for {type(event).__name__}")
 
     def _anomaly(self, event: ev.Event, job: str | None, message: str) -> None:
+        self._anomaly_at(event.id, event.ts, job, message)
+
+    def _anomaly_at(self, event_id: str, ts: str, job: str | None, message: str) -> None:
         # Repeats (say, every late heartbeat of a superseded attempt) collapse into one entry.
         key = (job, message)
         known = self._anomalies.get(key)
         if known is None:
-            self._anomalies[key] = Anomaly(event.id, event.ts, job, message)
+            self._anomalies[key] = Anomaly(event_id, ts, job, message)
         else:
             self._anomalies[key] = attrs.evolve(known, count=known.count + 1)
 
@@ -197,7 +247,8 @@ def spec_of(event: ev.JobSpecEvent) -> JobSpec:
     could pair another command with the config's hash.
     """
     return JobSpec.build(
-        argv=tuple(event.argv), shell=event.shell, cwd=event.cwd, env=dict(event.env),
+        argv=tuple(sys.intern(word) for word in event.argv), shell=event.shell,
+        cwd=sys.intern(event.cwd), env=dict(event.env),
         out_dir=event.out_dir, max_attempts=event.max_attempts, timeout=event.timeout,
     )
 
@@ -245,9 +296,14 @@ def _started(job: Job, event: ev.JobStarted) -> Job | str | tuple[Job, str]:
 
 
 def _begin(job: Job, event: ev.JobStarted) -> Job:
+    # Ten thousand attempts name a handful of sessions and machines: one string each (intern)
+    # keeps the fold's memory growing with jobs, not with how often those names repeat.
+    spec_sha256 = (job.spec.sha256 if event.spec_sha256 == job.spec.sha256
+                   else event.spec_sha256)
     attempt = Attempt(
-        number=event.attempt, session=event.session, host=event.host, boot_id=event.boot_id,
-        pid=event.pid, started=event.ts, log=event.log, spec_sha256=event.spec_sha256,
+        number=event.attempt, session=sys.intern(event.session), host=sys.intern(event.host),
+        boot_id=sys.intern(event.boot_id), pid=event.pid, started=event.ts, log=event.log,
+        spec_sha256=spec_sha256,
     )
     return attrs.evolve(job, status=Status.RUNNING, attempts=(*job.attempts, attempt),
                         charged=job.charged + 1, reason=None)

@@ -36,7 +36,7 @@ import attrs
 from journalq import codec, host
 from journalq import events as ev
 from journalq.errors import BusyError, JournalError
-from journalq.fold import Folder, sort_key
+from journalq.fold import Folder, OutOfOrder, sort_key
 from journalq.fs import REAL, FileSystem
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -117,33 +117,68 @@ class Reader:
             yield event
 
     def entries(self) -> Iterator[tuple[bytes, ev.Event]]:
-        """Each valid event with its line as written (without the newline), in file order."""
+        """Each valid event with its line as written (without the newline), in file order.
+
+        With `on_heartbeat` set, well-formed heartbeats go to it as plain fields instead
+        (see `codec.heartbeat_fields`): most of a long journal, read without an object each.
+        The loop keeps its counters in locals (written back at the end): it runs once per
+        line of journals with a million lines.
+        """
         number = self._first_line - 1
-        for offset, line, complete in _split_lines(self._fs, self.path, self._start, self._end):
-            number += 1
-            self._size = offset + len(line) + (1 if complete else 0)
-            event = _decode_line(line) if complete else "the final line has no newline (torn)"
-            if isinstance(event, str):
-                if self._bad is None:
-                    self._bad = BadLine(number, offset, event)
-                continue
-            if self._bad is not None:
-                raise JournalError(
-                    f"{self.path}:{self._bad.number} (byte {self._bad.offset}): corrupt line "
-                    f"({self._bad.reason}) followed by valid lines; nothing was written. "
-                    f"Inspect it, then run `journalq repair --state {self.path}`"
-                )
-            self._lines += 1
-            self._good_end = offset + len(line) + 1
-            key = sort_key(event)
-            if key < self._last:
-                self.run_starts.append((offset, number))
-            self._last = key
-            if key[0] > self._max_ts:
-                self._max_ts = key[0]
-            if isinstance(event, codec.UnknownEvent):
-                self._newer.add(f"{event.type} (v{event.v})")
-            yield line, event
+        on_heartbeat = self.on_heartbeat
+        heartbeat_fields = codec.heartbeat_fields
+        lines, last, newest, runs = self._lines, self._last, self._max_ts, self.run_starts
+        size = self._size
+        try:
+            for offset, line, complete in _split_lines(self._fs, self.path, self._start,
+                                                       self._end):
+                number += 1
+                size = offset + len(line) + complete
+                obj = _parse_line(line) if complete else _TORN
+                fields = None
+                if (on_heartbeat is not None and type(obj) is dict
+                        and obj.get("type") == "heartbeat"):
+                    fields = heartbeat_fields(obj)
+                event: ev.Event | None = None
+                if fields is not None:
+                    key = (fields[1], fields[0])
+                else:
+                    decoded = _decode(obj)
+                    if isinstance(decoded, str):
+                        if self._bad is None:
+                            self._bad = BadLine(number, offset, decoded)
+                        continue
+                    event = decoded
+                    key = (event.ts, event.id)
+                if self._bad is not None:
+                    raise self._corrupt()
+                lines += 1
+                self._good_end = offset + len(line) + 1
+                if key < last:
+                    runs.append((offset, number))
+                last = key
+                if key[0] > newest:
+                    newest = key[0]
+                if event is None:
+                    on_heartbeat(*fields)  # type: ignore[misc]  # fields is set: a heartbeat
+                    continue
+                if isinstance(event, codec.UnknownEvent):
+                    self._newer.add(f"{event.type} (v{event.v})")
+                yield line, event
+        finally:
+            self._lines, self._last, self._max_ts = lines, last, newest
+            self._size = size
+
+    on_heartbeat: Callable[[str, str, str, str, int, int | None], None] | None = None
+
+    def _corrupt(self) -> JournalError:
+        bad = self._bad
+        assert bad is not None
+        return JournalError(
+            f"{self.path}:{bad.number} (byte {bad.offset}): corrupt line ({bad.reason}) "
+            "followed by valid lines; nothing was written. Inspect it, then run "
+            f"`journalq repair --state {self.path}`"
+        )
 
     def report(self) -> ReadReport:
         """What the finished read found (call after `events()` is exhausted)."""
@@ -174,20 +209,57 @@ def _split_lines(fs: FileSystem, path: str, start: int,
         yield offset, pending, False
 
 
-def _decode_line(line: bytes) -> ev.Event | str:
-    """The event on a line, or why there is none."""
-    if not line.strip(b"\0 \t\r"):
-        return "blank or NUL-filled line"
+class _Torn:
+    """Stands for a final line without its newline."""
+
+
+_TORN = _Torn()
+_scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # the C scanner
+
+
+def _parse_line(line: bytes) -> Any:
+    """The JSON value on a line, or a string saying why there is none."""
     try:
-        obj: Any = json.loads(line)
+        text = line.decode()
+        value, end = _scan(text, 0)
+        if end == len(text):
+            if b"\\" in line and codec.lone_surrogate(line, value):
+                return _Bad(codec.LONE_SURROGATE)
+            return value
+    except (ValueError, StopIteration, RecursionError):
+        pass
+    # The slow way, for its error message and for what the scanner leaves (blank space).
+    if not line.strip(b"\0 \t\r"):
+        return _Bad("blank or NUL-filled line")
+    try:
+        value = json.loads(line)
     except (ValueError, RecursionError) as exc:
-        return f"not JSON: {str(exc)[:80]}"
-    if codec.lone_surrogate(line, obj):
-        return codec.LONE_SURROGATE
+        return _Bad(f"not JSON: {str(exc)[:80]}")
+    if codec.lone_surrogate(line, value):
+        return _Bad(codec.LONE_SURROGATE)
+    return value
+
+
+@attrs.frozen
+class _Bad:
+    reason: str
+
+
+def _decode(obj: Any) -> ev.Event | str:
+    """The event a parsed line holds, or why there is none."""
+    if obj is _TORN:
+        return "the final line has no newline (torn)"
+    if isinstance(obj, _Bad):
+        return obj.reason
     try:
         return codec.decode(obj)
     except codec.DecodeError as exc:
         return str(exc)
+
+
+def decode_line(line: bytes) -> ev.Event | str:
+    """The event on one complete line, or why there is none."""
+    return _decode(_parse_line(line))
 
 
 def replay(path: str, fs: FileSystem = REAL) -> tuple[Folder, ReadReport]:
@@ -197,19 +269,25 @@ def replay(path: str, fs: FileSystem = REAL) -> tuple[Folder, ReadReport]:
     into it; then it is a few ordered runs, and those are merged lazily, one event per run
     in memory at a time.
     """
+    folder = Folder()
     reader = Reader(path, fs)
-    folder = Folder()
-    for event in reader.events():
-        if len(reader.run_starts) == 1:
+    reader.on_heartbeat = folder.beat
+    try:
+        for event in reader.events():
             folder.feed(event)
+        return folder, reader.report()
+    except OutOfOrder:
+        pass
+    # The rare case: find where each ordered run starts, then merge the runs.
+    reader = Reader(path, fs)
+    for _ in reader.events():
+        pass
     report = reader.report()
-    if report.ordered:
-        return folder, report
     bounds = [*reader.run_starts, (report.good_size, -1)]
-    runs = [Reader(path, fs, start, end, line).events()
-            for (start, line), (end, _) in itertools.pairwise(bounds)]
+    ordered_runs = [Reader(path, fs, start, end, line).events()
+                    for (start, line), (end, _) in itertools.pairwise(bounds)]
     folder = Folder()
-    for event in heapq.merge(*runs, key=sort_key):
+    for event in heapq.merge(*ordered_runs, key=sort_key):
         folder.feed(event)
     return folder, report
 
@@ -347,6 +425,10 @@ class Writer:
         tail = b"".join(self.fs.read(self.path, self.report.good_size))
         stamp = format_ts(self._clock()).replace(":", "").replace("-", "")
         aside = f"{self.path}.torn-{stamp}"
+        number = 1
+        while self.fs.exists(aside):  # a clock that went back must not overwrite a saved tail
+            number += 1
+            aside = f"{self.path}.torn-{stamp}-{number}"
         self.fs.write_file(aside, tail)
         self.fs.fsync_dir(posixpath.dirname(self.path) or ".")
         fd = self.fs.open_append(self.path)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -174,15 +174,21 @@ def _attempt_json(attempt: Attempt) -> dict[str, Any]:
     }
 
 
-def status_json(queue: Queue, journal: str, warnings: Iterable[str]) -> str:
-    """The whole `status --json` document."""
-    document = {
+def status_json(queue: Queue, journal: str, warnings: Iterable[str]) -> Iterator[str]:
+    """The whole `status --json` document, in pieces: one line per job, so that ten
+    thousand jobs never sit in memory twice (as values and as text)."""
+    head = {
         "schema": JSON_SCHEMA_VERSION,
         "queue": queue.name,
         "journal": journal,
         "events": queue.events,
         "counts": {status.value: count for status, count in queue.counts().items()},
-        "jobs": [job_json(job) for job in queue.jobs.values()],
+    }
+    yield json.dumps(head, ensure_ascii=False)[:-1] + ',\n "jobs": ['
+    for number, job in enumerate(queue.jobs.values()):
+        yield ("\n  " if number == 0 else ",\n  ") + json.dumps(job_json(job),
+                                                                ensure_ascii=False)
+    tail = {
         "anomalies": [
             {"event": a.event_id, "ts": a.ts, "job": a.job, "message": a.message,
              "count": a.count} for a in queue.anomalies
@@ -190,7 +196,7 @@ def status_json(queue: Queue, journal: str, warnings: Iterable[str]) -> str:
         "unknown_event_types": sorted(queue.unknown_types),
         "warnings": list(warnings),
     }
-    return json.dumps(document, indent=2, ensure_ascii=False)
+    yield "\n ],\n " + json.dumps(tail, ensure_ascii=False)[1:] + "\n"
 
 
 def progress(position: int, total: int, word: str, job: Job, detail: str = "",

@@ -69,7 +69,7 @@ def plan(path: str, lines: Iterable[tuple[int, bytes, bool]], *, salvage: bool) 
     size = 0
     for number, (offset, line, whole) in enumerate(lines, start=1):
         size = offset + len(line) + (1 if whole else 0)
-        event = journal._decode_line(line) if whole else "the final line has no newline (torn)"
+        event = journal.decode_line(line) if whole else "the final line has no newline (torn)"
         if isinstance(event, str):
             bad.append(Dropped(number, offset, event, line[:HEAD_BYTES]))
             continue
