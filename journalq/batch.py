@@ -21,12 +21,8 @@ from journalq.commands import (
     Console,
     add_config_jobs,
     default_state,
-    describe_orphan,
     load_config,
     mirror_for,
-    observe,
-    recover_orphans,
-    refuse_orphans,
     writing,
 )
 from journalq.config import Config
@@ -38,6 +34,7 @@ from journalq.errors import (
     ConfigError,
     DecisionNeeded,
 )
+from journalq.recovery import observe, recover_orphans, refuse_orphans
 from journalq.runner import Exit, Interrupts, LineEcho, Watch, child_env, log_text, opened_log
 from journalq.runner import run_attempt as spawn_and_watch
 from journalq.session import Session
@@ -323,4 +320,4 @@ def _iso_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-__all__ = ["TRUST_CONFIG", "TRUST_JOURNAL", "Batch", "describe_orphan", "run"]
+__all__ = ["TRUST_CONFIG", "TRUST_JOURNAL", "Batch", "run"]

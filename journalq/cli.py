@@ -175,7 +175,9 @@ def _dispatch(args: argparse.Namespace, console: commands.Console) -> int:
         return commands.status(args.state, args.config, args.json, args.stale_seconds, console,
                                args.sync_dir)
     if args.command == "recover":
-        return commands.recover(args.state, args.config, args.stale_seconds, args.dry_run,
+        from journalq import recovery
+
+        return recovery.recover(args.state, args.config, args.stale_seconds, args.dry_run,
                                 args.force, console, args.sync_dir)
     if args.command == "retry":
         if args.failed and args.jobs:

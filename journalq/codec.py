@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import types
-import typing
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -183,9 +181,11 @@ def _word_map(value: Any) -> dict[str, str]:
     return _string_map(value, None)
 
 
-_BY_TYPE: dict[Any, Callable[[Any], Any]] = {
-    str: _string, int: _integer, bool: _boolean, float: _real,
-    tuple[str, ...]: _word_list, dict[str, str]: _word_map,
+# Event fields are annotated as text (`from __future__ import annotations`); reading the
+# text is much cheaper at start-up than evaluating it with typing.get_type_hints.
+_BY_TYPE: dict[str, Callable[[Any], Any]] = {
+    "str": _string, "int": _integer, "bool": _boolean, "float": _real,
+    "tuple[str, ...]": _word_list, "dict[str, str]": _word_map,
 }
 
 
@@ -198,15 +198,11 @@ class _Field:
 
 
 def _fields_of(cls: type[ev.Event]) -> tuple[_Field, ...]:
-    hints = typing.get_type_hints(cls)
     found = []
     for field in attrs.fields(cls):
-        kind = hints[field.name]
-        union = typing.get_origin(kind) in (typing.Union, types.UnionType)
-        arms = typing.get_args(kind) if union else (kind,)
-        optional = type(None) in arms
-        (base,) = [arm for arm in arms if arm is not type(None)]
-        found.append(_Field(field.name, _BY_TYPE[base], optional,
+        kind = str(field.type)
+        base = kind.removesuffix(" | None")
+        found.append(_Field(field.name, _BY_TYPE[base], base != kind,
                             field.default is attrs.NOTHING))
     return tuple(found)
 

@@ -1,6 +1,7 @@
 """The subcommands that read and change a queue: read -> replay -> decide -> append -> act.
 
-`run` lives in `journalq.run`; this module holds the rest and the steps they share.
+`run` lives in `journalq.batch` and `recover` in `journalq.recovery`; this module holds the
+rest and the steps they share.
 """
 
 from __future__ import annotations
@@ -11,25 +12,28 @@ import posixpath
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import attrs
 
-from journalq import config as config_mod
+from journalq import defaults, journal, render
 from journalq import events as ev
-from journalq import host, journal, policy, render
-from journalq.card import read_card
-from journalq.config import Config
 from journalq.errors import (
     EXIT_OK,
     ConfigError,
-    DecisionNeeded,
     JournalError,
     JournalqError,
     UsageError,
 )
-from journalq.session import Session
 from journalq.state import Job, Queue, Status
-from journalq.sync import Mirror, merged_queue
+
+# Imported where used: `status` must start fast, and needs neither YAML, cattrs, TOML
+# writing, nor the sync and session machinery.
+if TYPE_CHECKING:
+    from journalq import policy
+    from journalq.config import Config
+    from journalq.session import Session
+    from journalq.sync import Mirror
 
 
 @attrs.frozen
@@ -58,7 +62,9 @@ def load_config(path: str) -> Config:
                           "configs/experiments/)") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read it ({exc.strerror})") from None
-    return config_mod.parse(data, path)
+    from journalq import config
+
+    return config.parse(data, path)
 
 
 def default_state(cfg: Config) -> str:
@@ -100,6 +106,8 @@ def writing(path: str, command: str, console: Console,
     With a mirror, copies in the sync folder are merged in first, and the journal is
     copied back out at the end, whatever happened in between.
     """
+    from journalq.session import Session
+
     session = Session.open(path, command, console.warn)
     try:
         if mirror is not None:
@@ -131,7 +139,9 @@ def mirror_for(sync_dir: str | None, cfg: Config | None, queue: str | None,
         return None
     if name is None:
         raise UsageError("--sync-dir needs the queue's name: pass --config too")
-    every = cfg.sync_seconds if cfg else config_mod.DEFAULT_SYNC_SECONDS
+    from journalq.sync import Mirror
+
+    every = cfg.sync_seconds if cfg else defaults.DEFAULT_SYNC_SECONDS
     return Mirror(folder, name, every, console.warn)
 
 
@@ -153,26 +163,6 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def observe(queue: Queue, stale_seconds: float, force: bool = False) -> policy.Observations:
-    """What the process table and run cards say about the queue's `running` jobs."""
-    live: set[str] = set()
-    cards: dict[str, policy.RunCard] = {}
-    for job in queue.by_status(Status.RUNNING):
-        attempt = job.last
-        assert attempt is not None
-        info = queue.sessions.get(attempt.session)
-        start = info.pid_start if info else 0
-        if attempt.boot_id == host.boot_id() and host.is_alive(attempt.pid, start):
-            live.add(attempt.session)
-        card = read_card(job.spec.out_dir)
-        if card is not None and card.job == job.id:
-            cards[job.id] = card
-    return policy.Observations(
-        now=utc_now(), boot_id=host.boot_id(), stale_seconds=stale_seconds,
-        live_sessions=frozenset(live), cards=cards, force=force,
-    )
-
-
 def add_config_jobs(session: Session, cfg: Config) -> list[policy.Drift]:
     """Make sure the journal knows the queue and every job of the config; returns the jobs
     whose recorded spec differs from the config's (nothing is decided about those here)."""
@@ -183,42 +173,12 @@ def add_config_jobs(session: Session, cfg: Config) -> list[policy.Drift]:
     if queue.name is None:
         session.append(ev.QueueCreated(queue=cfg.queue, config=cfg.source,
                                        config_sha256=cfg.sha256))
+    from journalq import policy
+
     added, drifted = policy.reconcile(queue, cfg.jobs)
     for event in added:
         session.append(event)
     return drifted
-
-
-def describe_orphan(orphan: policy.Orphan) -> str:
-    """`gpt2-L4-8 (attempt 2): its runner died on this host` and the like."""
-    attempt = orphan.job.last
-    number = attempt.number if attempt else 0
-    why = {
-        policy.ABANDONED: "its runner on this host is gone",
-        policy.STALE: f"no heartbeat for {render.duration(orphan.age)}",
-        policy.FORCED: f"forced (last heartbeat {render.duration(orphan.age)} ago)",
-    }[orphan.reason]
-    return render.safe(f"{orphan.job.id} (attempt {number}): {why}")
-
-
-def recover_orphans(session: Session, orphans: Sequence[policy.Orphan],
-                    cards: dict[str, policy.RunCard], console: Console,
-                    grace_seconds: float = config_mod.DEFAULT_GRACE_SECONDS) -> int:
-    """Settle jobs whose runner is gone; first stop a job it left running on this host."""
-    left = session.writer.left_running
-    if left is not None and left.job in {orphan.job.id for orphan in orphans}:
-        from journalq.runner import kill_orphan
-
-        if kill_orphan(left.pid, left.start, grace_seconds):
-            console.warn(f"stopped process group {left.pid} of job {left.job}, left running "
-                         "by a runner that was killed")
-        session.writer.forget_left_running()
-    events = policy.recover(orphans, cards)
-    for event in events:
-        session.append(event)
-        console.err(f"recovered {event.job} attempt {event.attempt}: {event.reason} -> "
-                    f"{event.to}")
-    return len(events)
 
 
 # ---- init, status ----------------------------------------------------------------------------
@@ -231,6 +191,8 @@ def init(config_path: str, state: str | None, console: Console,
     path = state or default_state(cfg)
     with writing(path, "init", console, mirror_for(sync_dir, cfg, None, console)) as session:
         drifted = add_config_jobs(session, cfg)
+        from journalq import policy
+
         for drift in drifted:
             session.append(policy.changed_event(drift))
         queue = session.queue()
@@ -244,9 +206,13 @@ def status(state: str | None, config_path: str | None, as_json: bool,
            stale_seconds: float | None, console: Console, sync_dir: str | None = None) -> int:
     """Show the queue; never writes (with a sync folder, copies are merged in memory)."""
     path, cfg = resolve(state, config_path)
-    queue = _read_with_copies(path, cfg, sync_dir, console)
-    threshold = stale_seconds or (cfg.stale_seconds if cfg else config_mod.DEFAULT_STALE_SECONDS)
-    warnings = list(_status_warnings(queue, threshold))
+    queue = read_with_copies(path, cfg, sync_dir, console)
+    threshold = stale_seconds or (cfg.stale_seconds if cfg else defaults.DEFAULT_STALE_SECONDS)
+    warnings: list[str] = []
+    if queue.by_status(Status.RUNNING):  # only then is there anything to check
+        from journalq.recovery import status_warnings
+
+        warnings = list(status_warnings(queue, threshold))
     if as_json:
         for piece in render.status_json(queue, path, warnings):
             console.write(piece)
@@ -257,7 +223,7 @@ def status(state: str | None, config_path: str | None, as_json: bool,
     return EXIT_OK
 
 
-def _read_with_copies(path: str, cfg: Config | None, sync_dir: str | None,
+def read_with_copies(path: str, cfg: Config | None, sync_dir: str | None,
                       console: Console) -> Queue:
     folder = sync_dir or (cfg.sync_dir if cfg else None)
     if not folder:
@@ -266,19 +232,12 @@ def _read_with_copies(path: str, cfg: Config | None, sync_dir: str | None,
     if name is None:
         raise UsageError(f"{path}: no journal here to name the queue; pass --config so "
                          "journalq knows which copies in the sync folder to read")
+    from journalq.sync import merged_queue
+
     return merged_queue(path, folder, name, console.warn)
 
 
-def _status_warnings(queue: Queue, stale_seconds: float) -> Iterator[str]:
-    if not queue.by_status(Status.RUNNING):
-        return
-    orphans, _ = policy.classify_running(queue, observe(queue, stale_seconds))
-    for orphan in orphans:
-        yield (f"{describe_orphan(orphan)}; `journalq run --resume` or `journalq recover` "
-               "settles it")
-
-
-# ---- retry, cancel, recover ------------------------------------------------------------------
+# ---- retry, cancel, sync ---------------------------------------------------------------------
 
 def retry(state: str | None, config_path: str | None, job_ids: Sequence[str], failed: bool,
           console: Console, sync_dir: str | None = None) -> int:
@@ -327,47 +286,6 @@ def _named(queue: Queue, job_ids: Sequence[str]) -> list[Job]:
     if unknown:
         raise UsageError(f"no such job: {', '.join(unknown)}; `journalq status` lists the ids")
     return [queue.jobs[job_id] for job_id in dict.fromkeys(job_ids)]
-
-
-def recover(state: str | None, config_path: str | None, stale_seconds: float | None,
-            dry_run: bool, force: bool, console: Console, sync_dir: str | None = None) -> int:
-    """Settle `running` jobs whose runner is gone; a second call appends nothing."""
-    path, cfg = resolve(state, config_path)
-    threshold = stale_seconds or (cfg.stale_seconds if cfg else config_mod.DEFAULT_STALE_SECONDS)
-    if dry_run:
-        queue = _read_with_copies(path, cfg, sync_dir, console)
-        seen = observe(queue, threshold, force)
-        orphans, alive = policy.classify_running(queue, seen)
-        for event in policy.recover(orphans, seen.cards):
-            console.out(f"would recover {event.job} attempt {event.attempt}: {event.reason} -> "
-                        f"{event.to}")
-        _report_alive(alive, console)
-        if not orphans:
-            console.out("nothing to recover")
-        return EXIT_OK
-    mirror = mirror_for(sync_dir, cfg, queue_name(path), console)
-    with writing(path, "recover", console, mirror) as session:
-        seen = observe(session.queue(), threshold, force)
-        orphans, alive = policy.classify_running(session.queue(), seen)
-        grace = cfg.grace_seconds if cfg else config_mod.DEFAULT_GRACE_SECONDS
-        count = recover_orphans(session, orphans, dict(seen.cards), console, grace)
-    _report_alive(alive, console)
-    console.out(f"recovered {count} job(s)" if count else "nothing to recover")
-    return EXIT_OK
-
-
-def _report_alive(alive: Sequence[policy.LiveRunner], console: Console) -> None:
-    for runner in alive:
-        console.out(render.safe(f"{runner.job.id} is still running on {runner.host} (last "
-                                f"heartbeat {render.duration(runner.age)} ago); left alone"))
-
-
-def refuse_orphans(orphans: Sequence[policy.Orphan], path: str) -> None:
-    """Without --resume, `run` stops and says exactly what to do about orphaned jobs."""
-    listed = "; ".join(describe_orphan(orphan) for orphan in orphans)
-    raise DecisionNeeded(f"{len(orphans)} job(s) in {path} were left running by a runner that "
-                         f"is gone: {listed}. Rerun with --resume to recover them by the retry "
-                         "policy (or run `journalq recover` first)")
 
 
 def sync(state: str | None, config_path: str | None, sync_dir: str | None,

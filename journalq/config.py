@@ -24,14 +24,16 @@ import cattrs.cols
 import yaml
 
 from journalq import codec
+from journalq.defaults import (
+    DEFAULT_GRACE_SECONDS,
+    DEFAULT_HEARTBEAT_SECONDS,
+    DEFAULT_STALE_SECONDS,
+    DEFAULT_SYNC_SECONDS,
+    DEFAULT_WORKER,
+)
 from journalq.errors import ConfigError
 from journalq.state import JobSpec
 
-DEFAULT_WORKER = ("python", "scripts/run_sweep.py")
-DEFAULT_STALE_SECONDS = 7200.0
-DEFAULT_HEARTBEAT_SECONDS = 30.0
-DEFAULT_SYNC_SECONDS = 60.0
-DEFAULT_GRACE_SECONDS = 10.0
 SUMMARY_FILE = "summary.tsv"
 
 # Letters, digits, '.', '_' and '-', not starting with '.' or '-': safe as a file name

@@ -21,8 +21,16 @@ import attrs
 from journalq import codec
 from journalq import events as ev
 from journalq.codec import UnknownEvent
-from journalq.policy import status_after_failure
-from journalq.state import Anomaly, Attempt, Job, JobSpec, Queue, SessionInfo, Status
+from journalq.state import (
+    Anomaly,
+    Attempt,
+    Job,
+    JobSpec,
+    Queue,
+    SessionInfo,
+    Status,
+    status_after_failure,
+)
 
 E = TypeVar("E", bound=ev.Event)
 # A transition returns the job after the event, a sentence saying why the event does not fit,

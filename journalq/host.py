@@ -8,15 +8,13 @@ VM, has another boot id, and then only heartbeats can tell whether a runner is a
 from __future__ import annotations
 
 import os
-import socket
 from functools import cache
-from pathlib import Path
 
 
 @cache
 def hostname() -> str:
     """This machine's name, as shown to people."""
-    return socket.gethostname()
+    return os.uname().nodename  # what gethostname() returns, without importing socket
 
 
 @cache
@@ -29,7 +27,8 @@ def boot_id() -> str:
     if override:
         return override
     try:
-        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        with open("/proc/sys/kernel/random/boot_id") as handle:
+            boot = handle.read().strip()
     except OSError:
         return ""
     try:
@@ -45,7 +44,8 @@ def process_start(pid: int) -> int | None:
     0 means the process exists but the platform cannot say when it started.
     """
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        with open(f"/proc/{pid}/stat") as handle:
+            stat = handle.read()
     except FileNotFoundError:
         return None
     except OSError:
@@ -71,7 +71,7 @@ def is_alive(pid: int, start: int) -> bool:
     """Whether the process that had `pid` and started at `start` is still running."""
     if pid <= 0:
         return False
-    seen = process_start(pid) if Path("/proc").is_dir() else _exists(pid)
+    seen = process_start(pid) if os.path.isdir("/proc") else _exists(pid)
     if seen is None:
         return False
     return start == 0 or seen == 0 or seen == start

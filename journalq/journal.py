@@ -28,7 +28,6 @@ import posixpath
 import signal
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -38,19 +37,7 @@ from journalq import events as ev
 from journalq.errors import BusyError, JournalError
 from journalq.fold import Folder, OutOfOrder, sort_key
 from journalq.fs import REAL, FileSystem
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def format_ts(micros: int) -> str:
-    """Microseconds since the epoch as the journal's fixed-width RFC 3339 UTC form."""
-    return (_EPOCH + timedelta(microseconds=micros)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_ts_micros(ts: str) -> int:
-    """The inverse of `format_ts`."""
-    delta = datetime.fromisoformat(ts) - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+from journalq.timestamps import format_ts, parse_ts_micros
 
 
 def now_micros() -> int:

@@ -7,23 +7,19 @@ them in (`now`, `Observations`), and every decision comes back as events to appe
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import attrs
 
 from journalq import events as ev
-from journalq.state import Attempt, Job, JobSpec, Queue, Status
+from journalq.state import Attempt, Job, JobSpec, Queue, Status, status_after_failure
+from journalq.timestamps import seconds_between
 
 ABANDONED = "abandoned"
 STALE = "stale"
 FORCED = "forced"
 CARD = "card"
-
-
-def status_after_failure(job: Job) -> Status:
-    """A charged failure leaves the job pending while its attempt budget lasts."""
-    return Status.PENDING if job.charged < job.spec.max_attempts else Status.FAILED
 
 
 def next_job(queue: Queue) -> Job | None:
@@ -79,16 +75,6 @@ class LiveRunner:
 def last_sign_of_life(attempt: Attempt) -> str:
     """The newest timestamp the attempt's runner wrote: its last heartbeat, else its start."""
     return attempt.heartbeat or attempt.started
-
-
-def seconds_between(earlier: str, now: datetime) -> float:
-    """Seconds from an RFC 3339 timestamp to `now` (negative if it lies in the future)."""
-    return (now - parse_ts(earlier)).total_seconds()
-
-
-def parse_ts(ts: str) -> datetime:
-    """An RFC 3339 UTC timestamp as written by journalq."""
-    return datetime.fromisoformat(ts).astimezone(UTC)
 
 
 def classify_running(queue: Queue, seen: Observations) -> tuple[list[Orphan], list[LiveRunner]]:

@@ -11,8 +11,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from journalq.policy import seconds_between
 from journalq.state import Attempt, Job, Queue, Status
+from journalq.timestamps import seconds_between
 
 JSON_SCHEMA_VERSION = 1
 

@@ -28,6 +28,7 @@ import attrs
 from journalq import host, journal
 from journalq.errors import EXIT_OK, JournalError, UsageError
 from journalq.fs import REAL, FileSystem
+from journalq.timestamps import format_ts
 
 HEAD_BYTES = 60
 
@@ -117,7 +118,7 @@ def describe(found: Plan, dry_run: bool) -> Iterator[str]:
 
 def backup_path(path: str, micros: int, fs: FileSystem) -> str:
     """`<journal>.bak-<time>`, never the name of a file already there."""
-    stamp = journal.format_ts(micros).replace(":", "").replace("-", "")
+    stamp = format_ts(micros).replace(":", "").replace("-", "")
     candidate = f"{path}.bak-{stamp}"
     counter = 1
     while fs.exists(candidate):
@@ -181,7 +182,7 @@ def repair(path: str, *, salvage: bool, dry_run: bool, say: Callable[[str], None
         # forward a job a killed runner left running, which the next writer must still stop.
         journal._write_holder(lock_fd, journal.Holder(
             pid=os.getpid(), host=host.hostname(), boot_id=host.boot_id(),
-            since=journal.format_ts(clock()), command="repair", session="repair",
+            since=format_ts(clock()), command="repair", session="repair",
         ), journal._left_running(record))
         try:
             found = plan(path, journal._split_lines(fs, path, 0, None), salvage=salvage)

@@ -115,6 +115,12 @@ class Job:
         return max(0, self.spec.max_attempts - self.charged)
 
 
+def status_after_failure(job: Job) -> Status:
+    """The retry budget's rule: a charged failure leaves the job pending while attempts
+    remain, else failed (an explicit `retry` is then the only way back)."""
+    return Status.PENDING if job.charged < job.spec.max_attempts else Status.FAILED
+
+
 @attrs.frozen
 class SessionInfo:
     """What a session said about itself in `session_started`, and how it ended."""

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import REPO
 
-CORE = {"events", "codec", "state", "fold", "policy", "config", "errors"}
+CORE = {"events", "codec", "state", "fold", "policy", "config", "errors", "timestamps", "defaults"}
 SHELL = {"journal", "fs", "host", "sync", "runner", "batch", "commands", "cli", "session",
          "card", "render", "repair"}
 
