@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 from journalq import __version__
@@ -39,7 +39,83 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"journalq: error: {message}; see `{self.prog} --help`\n")
 
 
-def _parser() -> argparse.ArgumentParser:
+def _state_args(sub: argparse.ArgumentParser, config_required: bool = False) -> None:
+    sub.add_argument("--config", required=config_required, metavar="FILE",
+                     help="the queue's config (YAML or TOML)")
+    sub.add_argument("--state", metavar="JOURNAL",
+                     help="the journal file (default: runtime_state/<queue>.jsonl)")
+    sub.add_argument("--sync-dir", metavar="DIR",
+                     help="a folder (e.g. on Google Drive) holding copies of the journal to "
+                          "merge from and push to")
+
+
+def _init_args(sub: argparse.ArgumentParser) -> None:
+    _state_args(sub, config_required=True)
+
+
+def _run_args(sub: argparse.ArgumentParser) -> None:
+    _state_args(sub, config_required=True)
+    sub.add_argument("--resume", action="store_true",
+                     help="first recover jobs a dead runner left running")
+    sub.add_argument("--stale-seconds", type=_seconds, metavar="N",
+                     help="heartbeat silence after which a running job is stale "
+                          "(default: the config's stale_seconds, 7200)")
+    sub.add_argument("--force", action="store_true",
+                     help="treat runners that look alive elsewhere as dead")
+    sub.add_argument("--trust", choices=("config", "journal"),
+                     help="when the journal's spec of a job differs from the config's, which "
+                          "one to run")
+    sub.add_argument("--quiet", action="store_true", help="do not echo the jobs' output")
+
+
+def _status_args(sub: argparse.ArgumentParser) -> None:
+    _state_args(sub)
+    sub.add_argument("--json", action="store_true", help="print JSON (schema in README)")
+    sub.add_argument("--stale-seconds", type=_seconds, metavar="N")
+
+
+def _recover_args(sub: argparse.ArgumentParser) -> None:
+    _state_args(sub)
+    sub.add_argument("--stale-seconds", type=_seconds, metavar="N")
+    sub.add_argument("--dry-run", action="store_true", help="say what would be done")
+    sub.add_argument("--force", action="store_true",
+                     help="treat runners that look alive elsewhere as dead")
+
+
+def _retry_args(sub: argparse.ArgumentParser) -> None:
+    _state_args(sub)
+    sub.add_argument("--failed", action="store_true", help="every failed job")
+    sub.add_argument("jobs", nargs="*", metavar="JOB")
+
+
+def _cancel_args(sub: argparse.ArgumentParser) -> None:
+    _state_args(sub)
+    sub.add_argument("jobs", nargs="+", metavar="JOB")
+
+
+def _repair_args(sub: argparse.ArgumentParser) -> None:
+    _state_args(sub)
+    sub.add_argument("--salvage", action="store_true",
+                     help="drop only the bad lines and keep every valid line after them "
+                          "(default: cut the journal at the first bad line)")
+    sub.add_argument("--dry-run", action="store_true", help="report, write nothing")
+
+
+_COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
+    "init": ("create the journal, or add the config's new jobs to it", _init_args),
+    "run": ("run the queue's pending jobs one at a time", _run_args),
+    "status": ("show the queue (never writes)", _status_args),
+    "recover": ("settle running jobs whose runner is gone", _recover_args),
+    "retry": ("give failed or cancelled jobs a fresh attempt budget", _retry_args),
+    "cancel": ("cancel pending jobs so that run skips them", _cancel_args),
+    "sync": ("merge the sync folder's copies into the journal and copy it back", _state_args),
+    "repair": ("drop a journal's corrupt lines after keeping a backup", _repair_args),
+}
+
+
+def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+    """The command line's grammar. Only the subcommand named in `argv` gets its arguments:
+    building all of them costs `journalq status` a tenth of its start-up."""
     parser = _Parser(
         prog="journalq",
         description="A crash-safe experiment queue: every transition is an fsync'd line in "
@@ -49,78 +125,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"journalq {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                      parser_class=_Parser)
-
-    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+    wanted = next((word for word in argv if not word.startswith("-")), None)
+    for name, (help_text, add_arguments) in _COMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text,
                                   epilog=EXIT_CODES,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-        return sub
-
-    def state_args(sub: argparse.ArgumentParser, config_required: bool = False) -> None:
-        sub.add_argument("--config", required=config_required, metavar="FILE",
-                         help="the queue's config (YAML or TOML)")
-        sub.add_argument("--state", metavar="JOURNAL",
-                         help="the journal file (default: runtime_state/<queue>.jsonl)")
-
-    def sync_arg(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--sync-dir", metavar="DIR",
-                         help="a folder (e.g. on Google Drive) holding copies of the journal "
-                              "to merge from and push to")
-
-    init = command("init", "create the journal, or add the config's new jobs to it")
-    state_args(init, config_required=True)
-    sync_arg(init)
-
-    run = command("run", "run the queue's pending jobs one at a time")
-    state_args(run, config_required=True)
-    run.add_argument("--resume", action="store_true",
-                     help="first recover jobs a dead runner left running")
-    run.add_argument("--stale-seconds", type=_seconds, metavar="N",
-                     help="heartbeat silence after which a running job is stale "
-                          "(default: the config's stale_seconds, 7200)")
-    run.add_argument("--force", action="store_true",
-                     help="treat runners that look alive elsewhere as dead")
-    run.add_argument("--trust", choices=("config", "journal"),
-                     help="when the journal's spec of a job differs from the config's, "
-                          "which one to run")
-    run.add_argument("--quiet", action="store_true", help="do not echo the jobs' output")
-    sync_arg(run)
-
-    status = command("status", "show the queue (never writes)")
-    state_args(status)
-    status.add_argument("--json", action="store_true", help="print JSON (schema in README)")
-    status.add_argument("--stale-seconds", type=_seconds, metavar="N")
-    sync_arg(status)
-
-    recover = command("recover", "settle running jobs whose runner is gone")
-    state_args(recover)
-    recover.add_argument("--stale-seconds", type=_seconds, metavar="N")
-    recover.add_argument("--dry-run", action="store_true", help="say what would be done")
-    recover.add_argument("--force", action="store_true",
-                         help="treat runners that look alive elsewhere as dead")
-    sync_arg(recover)
-
-    retry = command("retry", "give failed or cancelled jobs a fresh attempt budget")
-    state_args(retry)
-    retry.add_argument("--failed", action="store_true", help="every failed job")
-    retry.add_argument("jobs", nargs="*", metavar="JOB")
-    sync_arg(retry)
-
-    cancel = command("cancel", "cancel pending jobs so that run skips them")
-    state_args(cancel)
-    cancel.add_argument("jobs", nargs="+", metavar="JOB")
-    sync_arg(cancel)
-
-    sync = command("sync", "merge the sync folder's copies into the journal and copy it back")
-    state_args(sync)
-    sync_arg(sync)
-
-    repair = command("repair", "drop a journal's corrupt lines after keeping a backup")
-    state_args(repair)
-    repair.add_argument("--salvage", action="store_true",
-                        help="drop only the bad lines and keep every valid line after them "
-                             "(default: cut the journal at the first bad line)")
-    repair.add_argument("--dry-run", action="store_true", help="report, write nothing")
+        if wanted in (name, None) or wanted not in _COMMANDS:
+            add_arguments(sub)
     return parser
 
 
@@ -137,7 +148,8 @@ def _seconds(text: str) -> float:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run journalq with `argv` (default: the process's) and return its exit code."""
-    args = _parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    args = _parser(words).parse_args(words)
     console = _console()
     try:
         return _dispatch(args, console)

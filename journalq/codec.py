@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import attrs
 
@@ -189,8 +189,9 @@ _BY_TYPE: dict[str, Callable[[Any], Any]] = {
 }
 
 
-@attrs.frozen
-class _Field:
+class _Field(NamedTuple):
+    """How to read one field of an event (a plain tuple: made once per field at import)."""
+
     name: str
     check: Callable[[Any], Any]
     optional: bool  # None is a value

@@ -6,6 +6,10 @@ public interface (users run `jq` on them): add fields, never rename or retype th
 
 The envelope (`id`, `ts`, `session`) is stamped by the writing session when the event is
 appended; the pure core builds events with the envelope left empty.
+
+Events live for a moment (read, folded, dropped), so they skip `__slots__` and share one
+hand-written `__eq__`: attrs would generate both per class at import, and every command,
+even `status`, pays for fourteen classes.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ DONE = "done"
 FAILED = "failed"
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False, eq=False)
 class Event:
     """The envelope every event carries: a unique id, a UTC timestamp and its session."""
 
@@ -27,8 +31,16 @@ class Event:
     ts: str = ""
     session: str = ""
 
+    def __eq__(self, other: object) -> bool:
+        """Events are equal when they are the same fact: same type, same fields."""
+        if type(self) is not type(other):
+            return NotImplemented
+        return attrs.astuple(self, recurse=False) == attrs.astuple(other, recurse=False)
 
-@attrs.frozen(kw_only=True)
+    __hash__ = None  # type: ignore[assignment]  # like attrs' own eq: equal but mutable dicts
+
+
+@attrs.frozen(kw_only=True, slots=False, eq=False)
 class QueueCreated(Event):
     """The journal was started for a queue, from a config file."""
 
@@ -37,7 +49,7 @@ class QueueCreated(Event):
     config_sha256: str
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False, eq=False)
 class JobSpecEvent(Event):
     """The full spec of one job, as `JobAdded` and `JobChanged` record it."""
 
@@ -52,17 +64,17 @@ class JobSpecEvent(Event):
     spec_sha256: str
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False, eq=False)
 class JobAdded(JobSpecEvent):
     """A job entered the queue with its full spec; it is pending."""
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False, eq=False)
 class JobChanged(JobSpecEvent):
     """The config now gives this job another spec; later attempts run the new one."""
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False, eq=False)
 class SessionStarted(Event):
     """A journalq process began writing; enough facts to tell later if it is still alive."""
 
@@ -76,7 +88,7 @@ class SessionStarted(Event):
     python_version: str
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False, eq=False)
 class SessionEnded(Event):
     """A journalq process stopped writing, with the exit code it returned."""
 
@@ -84,7 +96,7 @@ class SessionEnded(Event):
     reason: str
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False, eq=False)
 class JobStarted(Event):
     """An attempt is about to spawn; durable before the child exists (write-ahead)."""
 
@@ -97,7 +109,7 @@ class JobStarted(Event):
     spec_sha256: str
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False, eq=False)
 class Heartbeat(Event):
     """The attempt's runner was alive at `ts`; `child_pid` is the job's process group."""
 
@@ -106,7 +118,7 @@ class Heartbeat(Event):
     child_pid: int | None = None
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False, eq=False)
 class JobFinished(Event):
     """The attempt's process exited: `done` on return code 0, `failed` otherwise.
 
@@ -123,7 +135,7 @@ class JobFinished(Event):
     duration: float
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False, eq=False)
 class JobInterrupted(Event):
     """The operator stopped the runner; the attempt is not charged and the job is pending."""
 
@@ -132,7 +144,7 @@ class JobInterrupted(Event):
     signal: int
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False, eq=False)
 class JobRecovered(Event):
     """An attempt whose runner vanished was settled: `to` is pending, failed or done.
 
@@ -149,14 +161,14 @@ class JobRecovered(Event):
     attempt_session: str = ""
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False, eq=False)
 class JobRetried(Event):
     """The operator asked for a rerun: the job is pending with a fresh attempt budget."""
 
     job: str
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False, eq=False)
 class JobCancelled(Event):
     """The operator cancelled the job; `run` skips it until it is retried."""
 

@@ -227,9 +227,10 @@ def _parse_line(line: bytes) -> Any:
     return value
 
 
-@attrs.frozen
-class _Bad:
-    reason: str
+class _Bad(str):
+    """Why a line holds no JSON value (a str subclass, to tell it from a parsed string)."""
+
+    __slots__ = ()
 
 
 def _decode(obj: Any) -> ev.Event | str:
@@ -237,7 +238,7 @@ def _decode(obj: Any) -> ev.Event | str:
     if obj is _TORN:
         return "the final line has no newline (torn)"
     if isinstance(obj, _Bad):
-        return obj.reason
+        return str(obj)
     try:
         return codec.decode(obj)
     except codec.DecodeError as exc:
