@@ -34,6 +34,7 @@ from journalq.errors import (
     ConfigError,
     DecisionNeeded,
 )
+from journalq.fold import Folder
 from journalq.recovery import observe, recover_orphans, refuse_orphans
 from journalq.runner import Exit, Interrupts, LineEcho, Watch, child_env, log_text, opened_log
 from journalq.runner import run_attempt as spawn_and_watch
@@ -64,24 +65,103 @@ def run(config_path: str, state: str | None, *, resume: bool, stale_seconds: flo
         return batch.finish()
 
 
+class JobFiles:
+    """Where a queue's jobs write: each job's out_dir under out_root, each attempt's log
+    under `<journal folder>/logs/<queue>/<job>/`. Nothing is created before it is checked:
+    a symlink (or a job id from an edited journal) must not lead a job outside."""
+
+    def __init__(self, cfg: Config, journal_path: str, session_id: str) -> None:
+        self.source = cfg.source
+        self.out_root = cfg.out_root
+        self.logs = posixpath.join(posixpath.dirname(journal_path) or ".", "logs", cfg.queue)
+        self.session_id = session_id
+        os.makedirs(self.logs, exist_ok=True)
+        self._real_logs = os.path.realpath(self.logs)
+        self._real_out_root: str | None = None  # out_root may not exist before the first job
+        self._journal_device = os.stat(posixpath.dirname(journal_path) or ".").st_dev
+
+    def out_dir(self, job: Job) -> str:
+        """The job's out_dir, created, and refused if a symlink leads it out of out_root."""
+        out_dir = job.spec.out_dir
+        if self._real_out_root is None:
+            os.makedirs(self.out_root, exist_ok=True)
+            self._real_out_root = os.path.realpath(self.out_root)
+        real = os.path.realpath(out_dir)
+        if not (real + os.sep).startswith(self._real_out_root + os.sep):
+            raise ConfigError(f"{self.source}: job {job.id}: its out_dir {out_dir} leads "
+                              f"outside out_root ({real}); remove the symlink")
+        # Only now: makedirs would follow a dangling link, or a '..', out of out_root first.
+        os.makedirs(out_dir, exist_ok=True)
+        return out_dir
+
+    def card_must_be_durable(self, out_dir: str) -> bool:
+        """Whether the run card lives on another disk than the journal (see `write_card`)."""
+        return os.stat(out_dir).st_dev != self._journal_device
+
+    def log_path(self, job_id: str, number: int) -> str:
+        """A new log file's path for this attempt (never one that exists)."""
+        folder = posixpath.join(self.logs, job_id)
+        if not (os.path.realpath(folder) + os.sep).startswith(self._real_logs + os.sep):
+            raise ConfigError(f"log folder {folder} leads outside {self.logs}; remove the "
+                              "symlink")
+        # Checked first: a job id from an edited journal ('../../x') must not create folders.
+        os.makedirs(folder, exist_ok=True)
+        path = posixpath.join(folder, f"attempt-{number}.log")
+        if os.path.exists(path):  # left by a journal that was deleted and started again
+            path = posixpath.join(folder, f"attempt-{number}.{self.session_id}.log")
+        return path
+
+
+class Progress:
+    """The `[3/12] done  job  rc=0  1m02s  (eta 9m)` lines, from the folder's counts."""
+
+    def __init__(self, folder: Folder, console: Console) -> None:
+        self._folder = folder
+        self._console = console
+        self._durations: list[float] = []
+
+    def _position(self) -> tuple[int, int]:
+        counts = self._folder.counts()
+        total = sum(counts.values()) - counts[Status.CANCELLED]
+        return counts[Status.DONE] + counts[Status.FAILED], total
+
+    def started(self, job: Job) -> None:
+        """The line for an attempt that just started."""
+        settled, total = self._position()
+        attempt = job.last.number if job.last else 0
+        self._console.err(render.progress(settled + 1, total, "start", job,
+                                          f"attempt {attempt}, try {render.tries(job)}"))
+
+    def finished(self, job: Job, duration: float) -> None:
+        """The line for an attempt that just ended, with an estimate of the time left."""
+        self._durations.append(duration)
+        settled, total = self._position()
+        left = self._folder.counts()[Status.PENDING]
+        eta = sum(self._durations) / len(self._durations) * left if left else None
+        word = job.status.value if job.status is not Status.PENDING else "retry"
+        assert job.last is not None
+        self._console.err(render.progress(max(settled, 1), total, word, job,
+                                          render.finish_detail(job.last), eta))
+
+
 class Batch:
-    """One `run`: the jobs it may run, and the progress it reports."""
+    """One `run`: the jobs it may run, and how each attempt is recorded."""
 
     def __init__(self, cfg: Config, session: Session, console: Console,
                  interrupts: Interrupts, quiet: bool,
                  sync: Callable[[Session, bool], None] | None) -> None:
         self.cfg = cfg
         self.session = session
+        self.folder = session.writer.folder
         self.console = console
         self.interrupts = interrupts
         self.quiet = quiet
         self.sync = sync
         self.runnable: set[str] = set(cfg.jobs)
         self.ran_elsewhere: list[str] = []
-        self.durations: list[float] = []
         self.base = os.getcwd()
-        self.logs = posixpath.join(posixpath.dirname(session.writer.path) or ".", "logs",
-                                   cfg.queue)
+        self.files = JobFiles(cfg, session.writer.path, session.id)
+        self.progress = Progress(self.folder, console)
 
     def prepare(self, *, resume: bool, force: bool, trust: str | None,
                 stale_seconds: float) -> None:
@@ -133,17 +213,21 @@ class Batch:
             )
 
     def run_pending(self) -> None:
-        """Run pending jobs in queue order until none is left or we are interrupted."""
-        while self.interrupts.received is None:
-            job = next((j for j in self.session.queue().by_status(Status.PENDING)
-                        if j.id in self.runnable), None)
-            if job is None:
+        """Run pending jobs in queue order until none is left or we are interrupted.
+
+        One pass over the queue: a job that fails with attempts left is pending again and
+        runs again at once, so nothing earlier in the queue can become pending meanwhile.
+        """
+        for job_id in self.folder.job_ids():
+            while job_id in self.runnable and self.interrupts.received is None:
+                job = self.folder.job(job_id)
+                if job is None or job.status is not Status.PENDING or self._ran_elsewhere(job):
+                    break
+                self.run_one(job)
+                if self.sync:
+                    self.sync(self.session, True)
+            if self.interrupts.received is not None:
                 return
-            if self._ran_elsewhere(job):
-                continue
-            self.run_one(job)
-            if self.sync:
-                self.sync(self.session, True)
 
     def _ran_elsewhere(self, job: Job) -> bool:
         """Whether the job's out_dir holds a run card of an attempt this journal never saw:
@@ -164,32 +248,25 @@ class Batch:
         )
         return True
 
-    def _position(self) -> tuple[int, int]:
-        counts = self.session.queue().counts()
-        total = sum(counts.values()) - counts[Status.CANCELLED]
-        return counts[Status.DONE] + counts[Status.FAILED] + 1, total
-
     def run_one(self, job: Job) -> None:
         """One attempt: write-ahead, spawn, watch, card, finish."""
         number = job.attempt + 1
         spec = job.spec
-        out_dir = self._out_dir(job)
-        log_path = self._log_path(job.id, number)
+        out_dir = self.files.out_dir(job)
+        log_path = self.files.log_path(job.id, number)
         with opened_log(log_path) as log_fd:
-            self.session.append(ev.JobStarted(
+            started = self.session.append(ev.JobStarted(
                 job=job.id, attempt=number, host=host.hostname(), boot_id=host.boot_id(),
                 pid=os.getpid(), log=log_path, spec_sha256=spec.sha256,
             ))
-            started_ts = self.session.queue().jobs[job.id].attempts[-1].started
             if self.sync:
                 self.sync(self.session, True)
-            position, total = self._position()
-            running = self.session.queue().jobs[job.id]
-            self.console.err(render.progress(position, total, "start", job,
-                                             f"attempt {number}, try {render.tries(running)}"))
+            running = self.folder.job(job.id)
+            assert running is not None
+            self.progress.started(running)
             log_text(log_fd, f"# journalq: job {job.id} attempt {number}\n"
                              f"# command: {render.command_text(job)}\n# cwd: {spec.cwd}\n"
-                             f"# started: {started_ts}\n")
+                             f"# started: {started.ts}\n")
             child: list[int] = []
             failpoint("before-spawn", job.id)
             result = spawn_and_watch(
@@ -206,9 +283,10 @@ class Batch:
             )
             log_text(log_fd, f"# exit: {_exit_text(result)} after "
                              f"{render.duration(result.duration)}\n")
-        self.session.writer.record_child(None, None, None)
+        # The lock file still names this job's (now finished) process group: harmless, as a
+        # later runner stops a group only if it still has members, and this one has none.
         failpoint("after-exit", job.id)
-        self._record(job, number, result, out_dir, started_ts)
+        self._record(job, number, result, out_dir, started.ts)
         failpoint("after-finish", job.id)
 
     def _spawned(self, job_id: str, pid: int, child: list[int]) -> None:
@@ -238,7 +316,7 @@ class Batch:
                 "started": started_ts, "finished": _iso_now(),
                 "duration": round(result.duration, 6), "host": host.hostname(),
                 "journalq_version": __version__, "spec_sha256": job.spec.sha256,
-            })
+            }, self.session.writer.fs, self.files.card_must_be_durable(out_dir))
         except OSError as exc:
             # The card is only a hint for recovery; the journal is the record. A job that
             # removed its own out_dir, or a full disk, must not cost the attempt's outcome.
@@ -249,41 +327,9 @@ class Batch:
             job=job.id, attempt=number, return_code=result.return_code, signal=result.signal,
             outcome=outcome, reason=result.reason, duration=round(result.duration, 6),
         ))
-        self.durations.append(result.duration)
-        after = self.session.queue().jobs[job.id]
-        position, total = self._position()
-        word = after.status.value if after.status is not Status.PENDING else "retry"
-        attempt = after.attempts[-1]
-        left = len([j for j in self.session.queue().by_status(Status.PENDING)
-                    if j.id in self.runnable])
-        eta = sum(self.durations) / len(self.durations) * left if left else None
-        self.console.err(render.progress(position - 1, total, word, after,
-                                         render.finish_detail(attempt), eta))
-
-    def _out_dir(self, job: Job) -> str:
-        """The job's out_dir, created, and refused if a symlink leads it out of out_root."""
-        out_dir = job.spec.out_dir
-        root = os.path.realpath(self.cfg.out_root)
-        real = os.path.realpath(out_dir)
-        if not (real + os.sep).startswith(root + os.sep):
-            raise ConfigError(f"{self.cfg.source}: job {job.id}: its out_dir {out_dir} leads "
-                              f"outside out_root ({real}); remove the symlink")
-        # Only now: makedirs would follow a dangling link, or a '..', out of out_root first.
-        os.makedirs(out_dir, exist_ok=True)
-        return out_dir
-
-    def _log_path(self, job_id: str, number: int) -> str:
-        folder = posixpath.join(self.logs, job_id)
-        real_logs = os.path.realpath(self.logs)
-        if not (os.path.realpath(folder) + os.sep).startswith(real_logs + os.sep):
-            raise ConfigError(f"log folder {folder} leads outside {self.logs}; remove the "
-                              "symlink")
-        # Checked first: a job id from an edited journal ('../../x') must not create folders.
-        os.makedirs(folder, exist_ok=True)
-        path = posixpath.join(folder, f"attempt-{number}.log")
-        if os.path.exists(path):  # left by a journal that was deleted and started again
-            path = posixpath.join(folder, f"attempt-{number}.{self.session.id}.log")
-        return path
+        after = self.folder.job(job.id)
+        assert after is not None
+        self.progress.finished(after, result.duration)
 
     def finish(self) -> int:
         """Print the summary; the exit code says whether everything is done."""

@@ -27,20 +27,27 @@ def card_path(out_dir: str) -> str:
     return posixpath.join(out_dir, CARD_NAME)
 
 
-def write_card(out_dir: str, fields: dict[str, Any], fs: FileSystem = REAL) -> None:
-    """Write the card atomically: temp file, fsync, rename over the old card."""
+def write_card(out_dir: str, fields: dict[str, Any], fs: FileSystem = REAL,
+               durable: bool = True) -> None:
+    """Write the card atomically: temp file, fsync, rename over the old card.
+
+    `durable=False` skips both fsyncs. That is right when out_dir is on the journal's own
+    disk: there the card only has to survive a crash of journalq (the page cache does), and
+    `job_finished` is fsync'd a moment later. On another disk (Drive, on Colab) the card is
+    what outlives the runtime, so it must be durable before `job_finished` is written.
+    """
     target = card_path(out_dir)
     temp = f"{target}.tmp-{os.getpid()}"
     try:
         fs.write_file(temp, tomli_w.dumps({k: v for k, v in fields.items() if v is not None})
-                      .encode())
+                      .encode(), durable)
         fs.replace(temp, target)
     except OSError:
         with contextlib.suppress(OSError):
             fs.remove(temp)  # a half-written temp file is clutter in the user's results
         raise
-    # The rename is durable only once the folder is: `job_finished` comes after the card.
-    fs.fsync_dir(out_dir)
+    if durable:  # the rename is durable only once the folder is
+        fs.fsync_dir(out_dir)
 
 
 def read_card(out_dir: str, fs: FileSystem = REAL) -> RunCard | None:

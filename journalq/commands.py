@@ -176,8 +176,7 @@ def add_config_jobs(session: Session, cfg: Config) -> list[policy.Drift]:
     from journalq import policy
 
     added, drifted = policy.reconcile(queue, cfg.jobs)
-    for event in added:
-        session.append(event)
+    session.append_many(list(added))
     return drifted
 
 

@@ -50,8 +50,8 @@ class FileSystem(Protocol):
         """The file's bytes from `offset`, in chunks; FileNotFoundError if it is missing."""
         ...
 
-    def write_file(self, path: str, data: bytes) -> None:
-        """Create or overwrite `path` with `data` and fsync it (used for temp files)."""
+    def write_file(self, path: str, data: bytes, durable: bool = True) -> None:
+        """Create or overwrite `path` with `data`, fsync'd unless not `durable`."""
         ...
 
     def replace(self, source: str, target: str) -> None:
@@ -107,14 +107,15 @@ class RealFileSystem:
             while chunk := handle.read(CHUNK):
                 yield chunk
 
-    def write_file(self, path: str, data: bytes) -> None:
+    def write_file(self, path: str, data: bytes, durable: bool = True) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         try:
             view = memoryview(data)
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
 

@@ -58,6 +58,13 @@ class Session:
         self.announce()
         return self.writer.append(event)
 
+    def append_many(self, events: list[ev.Event]) -> list[ev.Event]:
+        """Append several events with one fsync (nothing at all for none)."""
+        if not events:
+            return []
+        self.announce()
+        return self.writer.append_many(events)
+
     def announce(self) -> None:
         """Write `session_started` unless it is written already."""
         if not self.started:

@@ -224,14 +224,15 @@ class FaultyFs:
                           lambda _: max(0, os.path.getsize(path) - offset))
         yield from chunks
 
-    def write_file(self, path: str, data: bytes) -> None:
+    def write_file(self, path: str, data: bytes, durable: bool = True) -> None:
         path = os.path.abspath(path)
 
         def action() -> None:
-            self._real.write_file(path, data)
+            self._real.write_file(path, data, durable)
             if self._tracked(path):
                 inode = self._live.setdefault(path, next(self._inodes))
-                self._synced[inode] = bytes(data)
+                if durable:
+                    self._synced[inode] = bytes(data)
 
         self._op("write_file", path, action, lambda _: len(data))
 
