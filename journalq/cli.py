@@ -39,11 +39,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"journalq: error: {message}; see `{self.prog} --help`\n")
 
 
-def _state_args(sub: argparse.ArgumentParser, config_required: bool = False) -> None:
+def _state_args(sub: argparse.ArgumentParser, config_required: bool = False,
+                sync: bool = True) -> None:
     sub.add_argument("--config", required=config_required, metavar="FILE",
                      help="the queue's config (YAML or TOML)")
     sub.add_argument("--state", metavar="JOURNAL",
                      help="the journal file (default: runtime_state/<queue>.jsonl)")
+    if not sync:
+        return
     sub.add_argument("--sync-dir", metavar="DIR",
                      help="a folder (e.g. on Google Drive) holding copies of the journal to "
                           "merge from and push to")
@@ -94,7 +97,7 @@ def _cancel_args(sub: argparse.ArgumentParser) -> None:
 
 
 def _repair_args(sub: argparse.ArgumentParser) -> None:
-    _state_args(sub)
+    _state_args(sub, sync=False)  # a repair is of this journal only, never of the copies
     sub.add_argument("--salvage", action="store_true",
                      help="drop only the bad lines and keep every valid line after them "
                           "(default: cut the journal at the first bad line)")

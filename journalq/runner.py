@@ -113,8 +113,8 @@ def child_env(spec: JobSpec, extra: Mapping[str, str]) -> dict[str, str]:
 
 
 def open_log(path: str) -> int:
-    """Create the attempt's log; refuse to overwrite one (each attempt has its own)."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    """Create the attempt's log (its folder exists); never overwrite one: each attempt has
+    its own."""
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC,
                    0o644)
 
