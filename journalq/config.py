@@ -15,7 +15,7 @@ import re
 import shlex
 import tomllib
 import typing
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -399,28 +399,25 @@ def _is_typed_list(kind: Any) -> bool:
     return typing.get_origin(kind) is list and typing.get_args(kind) != (Any,)
 
 
-def _strict_list(kind: Any, converter: cattrs.Converter) -> Any:
-    """cattrs makes a list of any iterable (a mapping's keys, a string's letters); we don't."""
-    elements = cattrs.cols.list_structure_factory(kind, converter)
+def _only(python_type: type, what: str, make: Callable[[Any, cattrs.Converter], Any]) -> Any:
+    """A hook factory that refuses values of another JSON type before cattrs sees them:
+    cattrs makes a list of any iterable (a mapping's keys, a string's letters), and calls a
+    list where a mapping belongs an `unknown error`. We say what was expected instead."""
+    def factory(kind: Any, converter: cattrs.Converter) -> Any:
+        inner = make(kind, converter)
 
-    def hook(value: Any, target: Any) -> Any:
-        if type(value) is not list:
-            raise codec.ValueProblem(f"expected a list, got {codec.describe(value)}")
-        return elements(value, target)
+        def hook(value: Any, target: Any) -> Any:
+            if type(value) is not python_type:
+                raise codec.ValueProblem(f"expected {what}, got {codec.describe(value)}")
+            return inner(value, target)
 
-    return hook
+        return hook
+
+    return factory
 
 
-def _strict_mapping(kind: Any, converter: cattrs.Converter) -> Any:
-    """cattrs calls a list where a mapping belongs an `unknown error`; we say what it is."""
-    fields = cattrs.gen.make_dict_structure_fn(kind, converter)
-
-    def hook(value: Any, target: Any) -> Any:
-        if type(value) is not dict:
-            raise codec.ValueProblem(f"expected a mapping, got {codec.describe(value)}")
-        return fields(value, target)
-
-    return hook
+_strict_list = _only(list, "a list", cattrs.cols.list_structure_factory)
+_strict_mapping = _only(dict, "a mapping", cattrs.gen.make_dict_structure_fn)
 
 
 _converter = codec.make_converter(detailed=True, forbid_extra_keys=True)

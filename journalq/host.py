@@ -44,15 +44,20 @@ def process_start(pid: int) -> int | None:
     0 means the process exists but the platform cannot say when it started.
     """
     try:
-        with open(f"/proc/{pid}/stat") as handle:
-            stat = handle.read()
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
     except OSError:
         return _exists(pid)
+    try:
+        stat = os.read(fd, 4096)  # raw bytes: the runner asks once per job, text I/O is slow
+    except OSError:
+        return None  # the process went away between open and read
+    finally:
+        os.close(fd)
     # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-    fields = stat[stat.rindex(")") + 2:].split()
-    if fields[0] in ("Z", "X"):
+    fields = stat[stat.rindex(b")") + 2:].split()
+    if fields[0] in (b"Z", b"X"):
         return None  # a zombie has exited; only its exit status waits to be collected
     return int(fields[19])
 
