@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import posixpath
 import signal
+import stat
 import time
 from collections.abc import Callable
 
@@ -25,7 +26,7 @@ from journalq.commands import (
     mirror_for,
     writing,
 )
-from journalq.config import Config
+from journalq.config import Config, is_safe_name
 from journalq.errors import (
     EXIT_DECISION,
     EXIT_JOBS_FAILED,
@@ -82,16 +83,14 @@ class JobFiles:
 
     def out_dir(self, job: Job) -> str:
         """The job's out_dir, created, and refused if a symlink leads it out of out_root."""
-        out_dir = job.spec.out_dir
         if self._real_out_root is None:
             os.makedirs(self.out_root, exist_ok=True)
             self._real_out_root = os.path.realpath(self.out_root)
-        real = os.path.realpath(out_dir)
-        if not (real + os.sep).startswith(self._real_out_root + os.sep):
+        out_dir = job.spec.out_dir
+        if not self._make_inside(self.out_root, self._real_out_root, out_dir):
             raise ConfigError(f"{self.source}: job {job.id}: its out_dir {out_dir} leads "
-                              f"outside out_root ({real}); remove the symlink")
-        # Only now: makedirs would follow a dangling link, or a '..', out of out_root first.
-        os.makedirs(out_dir, exist_ok=True)
+                              f"outside out_root ({os.path.realpath(out_dir)}); remove the "
+                              "symlink")
         return out_dir
 
     def card_must_be_durable(self, out_dir: str) -> bool:
@@ -101,15 +100,34 @@ class JobFiles:
     def log_path(self, job_id: str, number: int) -> str:
         """A new log file's path for this attempt (never one that exists)."""
         folder = posixpath.join(self.logs, job_id)
-        if not (os.path.realpath(folder) + os.sep).startswith(self._real_logs + os.sep):
+        if not self._make_inside(self.logs, self._real_logs, folder):
             raise ConfigError(f"log folder {folder} leads outside {self.logs}; remove the "
                               "symlink")
-        # Checked first: a job id from an edited journal ('../../x') must not create folders.
-        os.makedirs(folder, exist_ok=True)
         path = posixpath.join(folder, f"attempt-{number}.log")
         if os.path.exists(path):  # left by a journal that was deleted and started again
             path = posixpath.join(folder, f"attempt-{number}.{self.session_id}.log")
         return path
+
+    @staticmethod
+    def _make_inside(root: str, real_root: str, path: str) -> bool:
+        """Create folder `path` if it is inside `root` (whose real path is `real_root`);
+        False, creating nothing, if it (or a link on the way) leads outside.
+
+        The usual case, `<root>/<plain name>`, takes one lstat: only that last name can be a
+        link. Anything else (a spec from an edited journal) is resolved in full first, as
+        makedirs would follow a dangling link, or a '..', out of root.
+        """
+        if posixpath.dirname(path) == root and is_safe_name(posixpath.basename(path)):
+            try:
+                if not stat.S_ISLNK(os.lstat(path).st_mode):
+                    return True
+            except FileNotFoundError:
+                os.mkdir(path)  # a plain name, no link: it lands inside root
+                return True
+        if not (os.path.realpath(path) + os.sep).startswith(real_root + os.sep):
+            return False
+        os.makedirs(path, exist_ok=True)
+        return True
 
 
 class Progress:

@@ -607,8 +607,13 @@ def _words(worker: tuple[str, ...] | str, path: str) -> tuple[str, ...]:
     return words
 
 
+def is_safe_name(value: str) -> bool:
+    """Whether `value` may name a job or a queue: a plain file name, never a path."""
+    return bool(_SAFE_NAME.fullmatch(value)) and ".." not in value
+
+
 def _name(value: str, path: str, what: str) -> None:
-    if not _SAFE_NAME.fullmatch(value) or ".." in value:
+    if not is_safe_name(value):
         raise _Problem(path, f"{value!r} is not a valid {what}: use letters, digits, '.', "
                        "'_' and '-' (no '..', no leading '.' or '-', at most 128 characters)")
 
