@@ -88,7 +88,12 @@ def read_queue(path: str, console: Console) -> Queue:
         raise UsageError(f"{path}: no journal here yet; create it with `journalq init "
                          "--config <file>` (or `journalq run`)")
     try:
-        folder, report = journal.replay(path)
+        if os.path.exists(path + ".fold"):  # a long journal: fold only what came after it
+            from journalq import checkpoint
+
+            folder, report = checkpoint.replay(path)
+        else:
+            folder, report = journal.replay(path)
     except OSError as exc:
         raise JournalError(f"cannot read {path}: {exc.strerror}") from None
     warning = journal.tail_warning(report)

@@ -149,6 +149,50 @@ class Folder:
         """How many jobs are in each status now."""
         return dict(self._counts)
 
+    def event_count(self) -> int:
+        """How many events were fed."""
+        return self._count
+
+    def unknown_types(self) -> list[str]:
+        """The event types from a newer journalq seen so far."""
+        return sorted(self._unknown)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole running fold as plain JSON-able values (see `restore`): what a
+        checkpoint stores, so that folding can resume where it stopped."""
+        return {
+            "name": self._queue.name,
+            "config": self._queue.config,
+            "jobs": [_job_row(job) for job in self._jobs.values()],
+            "sessions": [attrs.astuple(info, recurse=False) for info in self._sessions.values()],
+            "anomalies": [attrs.astuple(a, recurse=False) for a in self._anomalies.values()],
+            "unknown": sorted(self._unknown),
+            "beats": {job: list(beat) for job, beat in self._beats.items()},
+            "count": self._count,
+            "seen": self._seen,
+            "last": list(self._last),
+        }
+
+    @classmethod
+    def restore(cls, state: dict[str, Any]) -> Folder:
+        """A fold that continues from `snapshot()`'s values; raises (KeyError, TypeError,
+        ValueError) on anything malformed, which its callers treat as "no snapshot"."""
+        folder = cls()
+        folder._queue = Queue(name=state["name"], config=state["config"])
+        for row in state["jobs"]:
+            folder._store(None, _job_from_row(row))
+        folder._sessions = {row[0]: SessionInfo(*row) for row in state["sessions"]}
+        for row in state["anomalies"]:
+            anomaly = Anomaly(*row)
+            folder._anomalies[(anomaly.job, anomaly.message)] = anomaly
+        folder._unknown = set(state["unknown"])
+        folder._beats = {job: (int(b[0]), str(b[1]), b[2]) for job, b in state["beats"].items()}
+        folder._count = int(state["count"])
+        folder._seen = dict(state["seen"])
+        ts, event_id = state["last"]
+        folder._last = (str(ts), str(event_id))
+        return folder
+
     def _store(self, before: Job | None, after: Job) -> None:
         """Put a job's new state in place, keeping the indexes true."""
         if before is not None:
@@ -245,6 +289,28 @@ class Folder:
             events=self._count,
             last_ts=self._last[0],
         )
+
+
+def _job_row(job: Job) -> list[Any]:
+    spec = attrs.astuple(job.spec, recurse=False)
+    attempts = [attrs.astuple(attempt, recurse=False) for attempt in job.attempts]
+    return [job.id, spec, job.added, job.status.value, attempts, job.charged, job.reason,
+            job.changed_after_done]
+
+
+def _job_from_row(row: list[Any]) -> Job:
+    job_id, spec, added, status, attempts, charged, reason, changed = row
+    argv, shell, cwd, env, out_dir, max_attempts, timeout, sha256 = spec
+    return Job(
+        id=job_id,
+        spec=JobSpec(tuple(argv), shell, cwd, env, out_dir, max_attempts, timeout, sha256),
+        added=added, status=_STATUS[status],
+        attempts=tuple([Attempt(*attempt) for attempt in attempts]),
+        charged=charged, reason=reason, changed_after_done=changed,
+    )
+
+
+_STATUS = {status.value: status for status in Status}
 
 
 def spec_of(event: ev.JobSpecEvent) -> JobSpec:

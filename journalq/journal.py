@@ -354,6 +354,7 @@ class Writer:
         self._seq = 0
         self._fd: int | None = None
         self._size = report.good_size
+        self.lines = report.lines
         self._broken: str | None = None
         self._holder: Holder | None = None
 
@@ -480,6 +481,7 @@ class Writer:
                             "(dmesg), then run `journalq status`")
             raise JournalError(self._broken) from None
         self._size += len(line)
+        self.lines += line.count(b"\n")
 
     def _cut_back(self) -> None:
         assert self._fd is not None
@@ -489,6 +491,16 @@ class Writer:
         except OSError as exc:
             self._broken = (f"{self.path}: could not remove a partial line after a failed "
                             f"write ({exc.strerror}); run `journalq repair --state {self.path}`")
+
+    @property
+    def size(self) -> int:
+        """Bytes of whole lines in the journal: where the next line will start."""
+        return self._size
+
+    @property
+    def newest(self) -> str:
+        """The newest timestamp read or written so far."""
+        return format_ts(self._floor) if self._floor else ""
 
     def reload(self) -> None:
         """Refold the journal from the file, after lines were appended out of order (a
@@ -533,6 +545,10 @@ class Writer:
 def _replay_if_present(path: str, fs: FileSystem) -> tuple[Folder, ReadReport]:
     if not fs.exists(path):
         return Folder(), ReadReport(path, 0, 0, 0, "", (), True)
+    if fs.exists(path + ".fold"):  # a long journal's checkpoint: fold only what follows it
+        from journalq import checkpoint
+
+        return checkpoint.replay(path, fs)
     return replay(path, fs)
 
 

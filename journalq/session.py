@@ -14,7 +14,7 @@ import secrets
 import sys
 from collections.abc import Callable
 
-from journalq import __version__, host
+from journalq import __version__, checkpoint, host
 from journalq import events as ev
 from journalq.errors import JournalError
 from journalq.fs import REAL, FileSystem
@@ -81,6 +81,9 @@ class Session:
         try:
             if self.started:
                 self.writer.append(ev.SessionEnded(exit_code=exit_code, reason=reason))
+            writer = self.writer
+            checkpoint.save(writer.path, writer.folder, writer.size, writer.lines,
+                            writer.newest, writer.fs)
         finally:
             self.writer.close()
 

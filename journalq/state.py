@@ -17,6 +17,11 @@ except ImportError:  # pragma: no cover - other Pythons, or CPython >= 3.12
     from hashlib import sha256
 
 
+def hex_sha256(data: bytes) -> str:
+    """The SHA-256 of `data`, in hex."""
+    return str(sha256(data).hexdigest())
+
+
 class Status(enum.Enum):
     """Where a job stands; `run` only ever starts `pending` jobs."""
 
@@ -63,7 +68,7 @@ class JobSpec:
             "timeout": timeout,
         }
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        sha = sha256(canonical.encode()).hexdigest()
+        sha = hex_sha256(canonical.encode())
         return cls(argv, shell, cwd, dict(env), out_dir, max_attempts, timeout, sha)
 
 
