@@ -115,5 +115,5 @@ def replay(journal: str, fs: FileSystem = REAL) -> tuple[Folder, ReadReport]:
         path=report.path, good_size=report.good_size, tail_size=report.tail_size,
         lines=lines + report.lines, last_ts=max(newest, report.last_ts),
         newer_types=tuple(sorted({*report.newer_types, *newer})), ordered=report.ordered,
-        tail_reason=report.tail_reason,
+        tail_reason=report.tail_reason, checkpoint_offset=offset,
     )

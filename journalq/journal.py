@@ -73,6 +73,7 @@ class ReadReport:
     newer_types: tuple[str, ...]
     ordered: bool
     tail_reason: str = ""
+    checkpoint_offset: int | None = None  # the bytes a fold checkpoint covered, if one did
 
 
 class Reader:

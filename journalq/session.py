@@ -82,8 +82,9 @@ class Session:
             if self.started:
                 self.writer.append(ev.SessionEnded(exit_code=exit_code, reason=reason))
             writer = self.writer
-            checkpoint.save(writer.path, writer.folder, writer.size, writer.lines,
-                            writer.newest, writer.fs)
+            if writer.size != writer.report.checkpoint_offset:  # else it is up to date
+                checkpoint.save(writer.path, writer.folder, writer.size, writer.lines,
+                                writer.newest, writer.fs)
         finally:
             self.writer.close()
 
