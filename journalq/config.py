@@ -486,12 +486,12 @@ def _expand(matrix: Matrix) -> Iterator[tuple[str, JobConfig]]:
                 raise _Problem(f"$.matrix.axes.{name}", f"not a run_sweep.py flag "
                                f"({', '.join(sorted(flags))}); give matrix.command to use "
                                "your own command with {" + name + "} in it")
+    options = attrs.asdict(matrix, recurse=False, filter=lambda a, _: a.name in _OPTIONS)
     for combo in itertools.product(*(matrix.axes[name] for name in names)):
         values = dict(zip(names, combo, strict=True))
         job_id = _render_id(matrix.id, values)
         where = ", ".join(f"{name}={value!r}" for name, value in values.items())
         path = f"$.matrix (at {where})"
-        options = attrs.asdict(matrix, recurse=False, filter=lambda a, _: a.name in _OPTIONS)
         if matrix.command is None:
             args = _sweep_args({**matrix.args, **values}, f"{path}.args")
             yield path, JobConfig(id=job_id, args=args, **options)
