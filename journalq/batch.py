@@ -18,14 +18,6 @@ from collections.abc import Callable
 from journalq import __version__, host, policy, render
 from journalq import events as ev
 from journalq.card import card_path, read_card, write_card
-from journalq.commands import (
-    Console,
-    add_config_jobs,
-    default_state,
-    load_config,
-    mirror_for,
-    writing,
-)
 from journalq.config import Config, is_safe_name
 from journalq.errors import (
     EXIT_DECISION,
@@ -41,6 +33,14 @@ from journalq.runner import Exit, Interrupts, LineEcho, Watch, child_env, log_te
 from journalq.runner import run_attempt as spawn_and_watch
 from journalq.session import Session
 from journalq.state import Job, Status
+from journalq.workspace import (
+    Console,
+    add_config_jobs,
+    default_state,
+    load_config,
+    mirror_for,
+    writing,
+)
 
 # Crash tests (and only they) set JOURNALQ_FAILPOINT=<point>[@<job>] to SIGKILL the runner at
 # an exact step of an attempt: before-spawn, after-exit, after-card or after-finish.

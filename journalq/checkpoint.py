@@ -22,7 +22,8 @@ from typing import Any
 
 from journalq.fold import Folder, OutOfOrder
 from journalq.fs import REAL, FileSystem
-from journalq.journal import Reader, ReadReport
+from journalq.reader import Reader, ReadReport
+from journalq.reader import replay as reader_replay
 from journalq.state import hex_sha256
 
 SUFFIX = ".fold"
@@ -97,11 +98,9 @@ def _load(journal: str, fs: FileSystem) -> tuple[Folder, int, int, str, list[str
 
 def replay(journal: str, fs: FileSystem = REAL) -> tuple[Folder, ReadReport]:
     """The journal folded from its checkpoint and the lines after it, else from scratch."""
-    from journalq.journal import replay as full_replay
-
     loaded = _load(journal, fs)
     if loaded is None:
-        return full_replay(journal, fs)
+        return reader_replay(journal, fs)
     folder, offset, lines, newest, newer = loaded
     reader = Reader(journal, fs, start=offset, first_line=lines + 1)
     reader.on_heartbeat = folder.beat
@@ -109,7 +108,7 @@ def replay(journal: str, fs: FileSystem = REAL) -> tuple[Folder, ReadReport]:
         for event in reader.events():
             folder.feed(event)
     except OutOfOrder:  # a merge appended older events: only a full replay sorts them in
-        return full_replay(journal, fs)
+        return reader_replay(journal, fs)
     report = reader.report()
     return folder, ReadReport(
         path=report.path, good_size=report.good_size, tail_size=report.tail_size,

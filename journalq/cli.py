@@ -16,7 +16,7 @@ EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in journalq, not in the input
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a reader that went away
 
 if TYPE_CHECKING:  # commands are imported when dispatched, to keep start-up fast
-    from journalq import commands
+    from journalq.workspace import Console
 
 EXIT_CODES = """\
 exit codes:
@@ -181,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
-def _dispatch(args: argparse.Namespace, console: commands.Console) -> int:
+def _dispatch(args: argparse.Namespace, console: Console) -> int:
     from journalq import commands
 
     if args.command == "init":
@@ -205,8 +205,9 @@ def _dispatch(args: argparse.Namespace, console: commands.Console) -> int:
         return commands.sync(args.state, args.config, args.sync_dir, console)
     if args.command == "repair":
         from journalq import repair
+        from journalq.workspace import resolve
 
-        path, _ = commands.resolve(args.state, args.config)
+        path, _ = resolve(args.state, args.config)
         return repair.repair(path, salvage=args.salvage, dry_run=args.dry_run, say=console.out)
     if args.command == "run":
         from journalq import batch
@@ -223,8 +224,8 @@ def _usage(message: str) -> JournalqError:
     return UsageError(message)
 
 
-def _console() -> commands.Console:
-    from journalq.commands import Console
+def _console() -> Console:
+    from journalq.workspace import Console
 
     def out(text: str) -> None:
         print(text, flush=True)

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING
 
 from journalq import defaults, host, policy, render
 from journalq.card import read_card
-from journalq.commands import (
+from journalq.errors import EXIT_OK, DecisionNeeded
+from journalq.state import Queue, Status
+from journalq.workspace import (
     Console,
     mirror_for,
     queue_name,
@@ -17,8 +19,6 @@ from journalq.commands import (
     utc_now,
     writing,
 )
-from journalq.errors import EXIT_OK, DecisionNeeded
-from journalq.state import Queue, Status
 
 if TYPE_CHECKING:
     from journalq.session import Session

@@ -25,9 +25,10 @@ from collections.abc import Callable, Iterable, Iterator
 
 import attrs
 
-from journalq import host, journal
+from journalq import host, lock, reader
 from journalq.errors import EXIT_OK, JournalError, UsageError
 from journalq.fs import REAL, FileSystem
+from journalq.journal import now_micros
 from journalq.timestamps import format_ts
 
 HEAD_BYTES = 60
@@ -70,7 +71,7 @@ def plan(path: str, lines: Iterable[tuple[int, bytes, bool]], *, salvage: bool) 
     size = 0
     for number, (offset, line, whole) in enumerate(lines, start=1):
         size = offset + len(line) + (1 if whole else 0)
-        event = journal.decode_line(line) if whole else "the final line has no newline (torn)"
+        event = reader.decode_line(line) if whole else "the final line has no newline (torn)"
         if isinstance(event, str):
             bad.append(Dropped(number, offset, event, line[:HEAD_BYTES]))
             continue
@@ -171,21 +172,21 @@ def _copy(fs: FileSystem, source: str, target: str, ranges: Iterable[tuple[int, 
 
 
 def repair(path: str, *, salvage: bool, dry_run: bool, say: Callable[[str], None],
-           fs: FileSystem = REAL, clock: Callable[[], int] = journal.now_micros) -> int:
+           fs: FileSystem = REAL, clock: Callable[[], int] = now_micros) -> int:
     """Repair the journal at `path` under its writer lock, reporting every line it drops."""
     if not fs.exists(path):
         raise UsageError(f"{path}: no journal here; check --state (or --config)")
     # The writer's own lock: no `run` can append between reading and replacing the file.
-    lock_fd, record = journal._lock(path)
+    lock_fd, record = lock.acquire(path)
     try:
         # Name ourselves in the lock, so a `run` started meanwhile says who holds it; carry
         # forward a job a killed runner left running, which the next writer must still stop.
-        journal._write_holder(lock_fd, journal.Holder(
+        lock.write_holder(lock_fd, lock.Holder(
             pid=os.getpid(), host=host.hostname(), boot_id=host.boot_id(),
             since=format_ts(clock()), command="repair", session="repair",
-        ), journal._left_running(record))
+        ), lock.left_running(record))
         try:
-            found = plan(path, journal._split_lines(fs, path, 0, None), salvage=salvage)
+            found = plan(path, reader.split_lines(fs, path, 0, None), salvage=salvage)
         except OSError as exc:
             raise JournalError(f"cannot read {path}: {exc.strerror or exc}") from None
         for line in describe(found, dry_run):

@@ -18,7 +18,8 @@ from journalq import __version__, checkpoint, host
 from journalq import events as ev
 from journalq.errors import JournalError
 from journalq.fs import REAL, FileSystem
-from journalq.journal import Writer, tail_warning
+from journalq.journal import Writer
+from journalq.reader import tail_warning
 from journalq.state import Queue
 
 

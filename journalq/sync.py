@@ -30,7 +30,7 @@ from journalq import events as ev
 from journalq.errors import JournalError
 from journalq.fold import replay, sort_key
 from journalq.fs import REAL, FileSystem
-from journalq.journal import Reader
+from journalq.reader import Reader
 from journalq.session import Session
 from journalq.state import Queue
 

@@ -31,7 +31,7 @@ from test_fold import (
     started,
 )
 
-from journalq import codec, fold, journal
+from journalq import codec, fold, journal, lock
 from journalq import events as ev
 from journalq.codec import UnknownEvent
 from journalq.errors import BusyError, JournalError
@@ -273,10 +273,10 @@ def test_lock_is_released_when_the_holder_is_killed(tmp_path: Path) -> None:
     events = small_journal(path)
 
     with held_elsewhere(path) as holder:
-        assert journal.writer_active(str(path))
+        assert lock.writer_active(str(path))
         os.kill(holder.pid, signal.SIGKILL)
         holder.wait(timeout=30)
-        assert not journal.writer_active(str(path))
+        assert not lock.writer_active(str(path))
         with open_writer(path, session="a5e500000001") as writer:
             new = writer.append(ev.JobCancelled(job="b"))
 

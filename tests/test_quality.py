@@ -11,7 +11,8 @@ import pytest
 from conftest import REPO
 
 CORE = {"events", "codec", "state", "fold", "policy", "config", "errors", "timestamps", "defaults"}
-SHELL = {"journal", "fs", "host", "sync", "runner", "batch", "commands", "cli", "session",
+SHELL = {"journal", "reader", "lock", "fs", "host", "sync", "runner", "batch", "commands",
+         "workspace", "recovery", "checkpoint", "cli", "session",
          "card", "render", "repair"}
 
 

@@ -25,11 +25,11 @@ import pytest
 
 from conftest import REPO, WORKER, events, journalq, spawn
 from journalq import journal, sync
-from journalq.commands import load_config
 from journalq.errors import EXIT_BUSY, EXIT_JOURNAL
 from journalq.fold import replay
 from journalq.fs import REAL
 from journalq.state import Queue
+from journalq.workspace import load_config
 
 CONFIG = "configs/experiments/colab_batch_a.yaml"
 QUEUE = "colab_batch_a"
