@@ -16,7 +16,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from benchlib import (
@@ -28,6 +27,7 @@ from benchlib import (
     journalq_command,
     print_table,
     save_json,
+    scratch,
 )
 from journal_gen import generate
 
@@ -42,8 +42,7 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--events", type=int, default=1_000_000)
     args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="journalq-bench-incremental-"))
-    try:
+    with scratch("incremental", args.keep) as tmp:
         journal, config = tmp / "bench.jsonl", tmp / "bench.yaml"
         stats = generate(journal, args.jobs, args.events, config_path=config)
         jq = journalq_command()
@@ -78,11 +77,6 @@ def main() -> int:
                  f"median of {args.runs})")
         print_table(title, rows)
         save_json(args.json, title, rows, cases)
-    finally:
-        if args.keep:
-            print(f"kept {tmp}", file=sys.stderr)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import shutil
 import sys
-import tempfile
-from pathlib import Path
 
 from benchlib import (
     Case,
@@ -35,6 +33,7 @@ from benchlib import (
     journalq_command,
     print_table,
     save_json,
+    scratch,
 )
 from journal_gen import config_text
 
@@ -61,9 +60,8 @@ def main() -> int:
                         help="also time journalq on M jobs (default: off)")
     args = parser.parse_args()
     n, m = args.jobs, args.scale_jobs
-    tmp = Path(tempfile.mkdtemp(prefix="journalq-bench-overhead-"))
     parallel = shutil.which("parallel")
-    try:
+    with scratch("overhead", args.keep) as tmp:
         for size in {1, n, m} - {0}:
             (tmp / f"jobs{size}.yaml").write_text(
                 config_text(size, command=["true"], max_attempts=1))
@@ -147,11 +145,6 @@ def main() -> int:
         title = f"P1 per-job overhead ({n} x `true`, median of {args.runs})"
         print_table(title, rows)
         save_json(args.json, title, rows, list(cases.values()))
-    finally:
-        if args.keep:
-            print(f"kept {tmp}", file=sys.stderr)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

@@ -15,10 +15,7 @@ grows with jobs, not events).
 
 from __future__ import annotations
 
-import shutil
 import sys
-import tempfile
-from pathlib import Path
 
 from benchlib import (
     Case,
@@ -29,6 +26,7 @@ from benchlib import (
     journalq_command,
     print_table,
     save_json,
+    scratch,
 )
 from journal_gen import generate
 
@@ -49,8 +47,7 @@ def main() -> int:
     parser.add_argument("--no-table", action="store_true",
                         help="skip the informational `status` (table) case")
     args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="journalq-bench-replay-"))
-    try:
+    with scratch("replay", args.keep) as tmp:
         journal = tmp / "bench.jsonl"
         stats = generate(journal, args.jobs, args.events)
         print(f"P2: generated {journal}: {stats.events:,} events, {stats.bytes / 1e6:.0f} MB, "
@@ -93,11 +90,6 @@ def main() -> int:
                  f"{stats.bytes / 1e6:.0f} MB; median of {args.runs})")
         print_table(title, rows)
         save_json(args.json, title, rows, cases)
-    finally:
-        if args.keep:
-            print(f"kept {tmp}", file=sys.stderr)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

@@ -15,10 +15,7 @@ Target (issue 6): run <= 1.5x status.
 
 from __future__ import annotations
 
-import shutil
 import sys
-import tempfile
-from pathlib import Path
 
 from benchlib import (
     Case,
@@ -29,6 +26,7 @@ from benchlib import (
     journalq_command,
     print_table,
     save_json,
+    scratch,
 )
 from journal_gen import generate
 
@@ -38,8 +36,7 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--events", type=int, default=1_000_000)
     args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="journalq-bench-resume-"))
-    try:
+    with scratch("resume", args.keep) as tmp:
         journal, config = tmp / "bench.jsonl", tmp / "bench.yaml"
         stats = generate(journal, args.jobs, args.events, config_path=config)
         size = journal.stat().st_size
@@ -73,11 +70,6 @@ def main() -> int:
                  f"median of {args.runs})")
         print_table(title, rows)
         save_json(args.json, title, rows, cases)
-    finally:
-        if args.keep:
-            print(f"kept {tmp}", file=sys.stderr)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

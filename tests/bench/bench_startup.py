@@ -15,10 +15,7 @@ command needs, when it needs it).
 
 from __future__ import annotations
 
-import shutil
 import sys
-import tempfile
-from pathlib import Path
 
 from benchlib import (
     Case,
@@ -29,6 +26,7 @@ from benchlib import (
     journalq_command,
     print_table,
     save_json,
+    scratch,
 )
 from journal_gen import generate
 
@@ -36,8 +34,7 @@ from journal_gen import generate
 def main() -> int:
     parser = arg_parser(__doc__, runs=21)
     args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="journalq-bench-startup-"))
-    try:
+    with scratch("startup", args.keep) as tmp:
         journal = tmp / "small.jsonl"
         stats = generate(journal, 6, 60)
         jq = journalq_command()
@@ -75,11 +72,6 @@ def main() -> int:
         title = f"P3 start-up (median of {args.runs})"
         print_table(title, rows)
         save_json(args.json, title, rows, cases)
-    finally:
-        if args.keep:
-            print(f"kept {tmp}", file=sys.stderr)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

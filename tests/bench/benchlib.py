@@ -9,14 +9,16 @@ a drift in machine load hits every case alike, and each figure is the median of 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -191,3 +193,16 @@ def journalq_command() -> list[str]:
     """How to run journalq: the console script beside this interpreter, else `-m journalq`."""
     script = Path(sys.executable).with_name("journalq")
     return [str(script)] if script.exists() else [sys.executable, "-m", "journalq"]
+
+
+@contextlib.contextmanager
+def scratch(name: str, keep: bool) -> Iterator[Path]:
+    """A temp folder for one benchmark's inputs; deleted afterwards unless `keep` (--keep)."""
+    tmp = Path(tempfile.mkdtemp(prefix=f"journalq-bench-{name}-"))
+    try:
+        yield tmp
+    finally:
+        if keep:
+            print(f"kept {tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -19,14 +19,12 @@ import argparse
 import importlib.util
 import pstats
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-from benchlib import bench_env
+from benchlib import bench_env, scratch
 from journal_gen import config_text, generate
 
 ENV: dict[str, str] = {}
@@ -106,9 +104,8 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
     only = set(args.only.split(","))
-    tmp = Path(tempfile.mkdtemp(prefix="journalq-profile-"))
-    ENV.update(bench_env(tmp))
-    try:
+    with scratch("profile", args.keep) as tmp:
+        ENV.update(bench_env(tmp))
         if "status" in only:
             journal = tmp / "big.jsonl"
             generate(journal, args.jobs, args.events)
@@ -132,11 +129,6 @@ def main() -> int:
             small = tmp / "small.jsonl"
             generate(small, 6, 60)
             importtime(small, args.top)
-    finally:
-        if args.keep:
-            print(f"kept {tmp}", file=sys.stderr)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 
