@@ -26,6 +26,7 @@ from journalq.errors import (
     BusyError,
     ConfigError,
     DecisionNeeded,
+    JournalError,
 )
 from journalq.fold import Folder
 from journalq.recovery import observe, recover_orphans, refuse_orphans
@@ -268,7 +269,8 @@ class Batch:
 
     def run_one(self, job: Job) -> None:
         """One attempt: write-ahead, spawn, watch, card, finish."""
-        number = job.attempt + 1
+        # Past every number used: after two runtimes' histories merge, numbers can have gaps.
+        number = max((attempt.number for attempt in job.attempts), default=0) + 1
         spec = job.spec
         out_dir = self.files.out_dir(job)
         log_path = self.files.log_path(job.id, number)
@@ -277,10 +279,15 @@ class Batch:
                 job=job.id, attempt=number, host=host.hostname(), boot_id=host.boot_id(),
                 pid=os.getpid(), log=log_path, spec_sha256=spec.sha256,
             ))
+            running = self.folder.job(job.id)
+            if (running is None or running.status is not Status.RUNNING or running.last is None
+                    or (running.last.number, running.last.session) != (number, self.session.id)):
+                # Never spawn what the journal did not record as running: its finish would
+                # be thrown away, and the job run again and again.
+                raise JournalError(f"the journal did not take attempt {number} of job {job.id} "
+                                   "(see the anomalies in `journalq status`); not starting it")
             if self.sync:
                 self.sync(self.session, True)
-            running = self.folder.job(job.id)
-            assert running is not None
             self.progress.started(running)
             log_text(log_fd, f"# journalq: job {job.id} attempt {number}\n"
                              f"# command: {render.command_text(job)}\n# cwd: {spec.cwd}\n"

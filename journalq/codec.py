@@ -247,7 +247,9 @@ def heartbeat_fields(obj: dict[str, Any]) -> tuple[str, str, str, str, int, int 
         job, attempt, child_pid = obj["job"], obj["attempt"], obj.get("child_pid")
     except KeyError:
         return None
-    if (obj.get("v") == ev.FORMAT_VERSION and type(event_id) is str and type(ts) is str
+    version = obj.get("v")
+    if (type(version) is int and version == ev.FORMAT_VERSION and type(event_id) is str
+            and type(ts) is str
             and type(session) is str and type(job) is str and type(attempt) is int
             and (child_pid is None or type(child_pid) is int)
             and _TS_FORMAT.fullmatch(ts) and _is_time(ts)):

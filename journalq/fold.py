@@ -384,8 +384,12 @@ def _begin(job: Job, event: ev.JobStarted) -> Job:
 
 
 @transition(ev.JobFinished)
-def _finished(job: Job, event: ev.JobFinished) -> Job | str:
+def _finished(job: Job, event: ev.JobFinished) -> Job | str | tuple[Job, str]:
     if not _is_current(job, event.attempt, event.session):
+        if event.outcome == ev.DONE and job.status is not Status.DONE:
+            superseded = _superseded_attempt(job, event.attempt, event.session)
+            if superseded is not None:
+                return _done_after_all(job, superseded, event)
         return f"finish of attempt {event.attempt}, which is not running (late or superseded)"
     job = _settle(job, event.ts, outcome=event.outcome, reason=event.reason,
                   return_code=event.return_code, signal=event.signal, duration=event.duration)
@@ -434,6 +438,35 @@ def _cancelled(job: Job, event: ev.JobCancelled) -> Job | str:
     if job.status in (Status.RUNNING, Status.DONE, Status.CANCELLED):
         return f"cancel of a job that was {job.status.value}"
     return attrs.evolve(job, status=Status.CANCELLED, reason="cancelled")
+
+
+def _superseded_attempt(job: Job, number: int, session: str) -> int | None:
+    """The index of the job's attempt (`number`, `session`) if a start it never saw closed
+    it as superseded."""
+    for index, attempt in enumerate(job.attempts):
+        if (attempt.number, attempt.session, attempt.outcome) == (number, session,
+                                                                   "superseded"):
+            return index
+    return None
+
+
+def _done_after_all(job: Job, index: int, event: ev.JobFinished) -> tuple[Job, str]:
+    """A superseded attempt finished `done` after all: its result stands and settles the job
+    (whatever attempt superseded it is closed too), rather than the work being done twice."""
+    attempts = list(job.attempts)
+    attempts[index] = attrs.evolve(
+        attempts[index], finished=event.ts, outcome=ev.DONE, reason=event.reason,
+        return_code=event.return_code, signal=event.signal, duration=event.duration,
+    )
+    last = attempts[-1]
+    if job.status is Status.RUNNING and index != len(attempts) - 1:
+        attempts[-1] = attrs.evolve(last, finished=event.ts, outcome="superseded",
+                                    reason="superseded")
+    note = (f"attempt {event.attempt} of session {event.session} finished done after another "
+            "start superseded it; its result settles the job")
+    job = attrs.evolve(job, status=Status.DONE, attempts=tuple(attempts), reason=None)
+    return attrs.evolve(job, changed_after_done=job.spec.sha256 != attempts[index].spec_sha256
+                        ), note
 
 
 def _settle(job: Job, ts: str, *, outcome: str, reason: str, return_code: int | None = None,

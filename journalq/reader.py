@@ -123,7 +123,7 @@ class Reader:
                     on_heartbeat(*fields)  # type: ignore[misc]  # fields is set: a heartbeat
                     continue
                 if isinstance(event, codec.UnknownEvent):
-                    self._newer.add(f"{event.type} (v{event.v})")
+                    self._newer.add(f"{event.type} (format v{event.v})")
                 yield line, event
         finally:
             self._lines, self._last, self._max_ts = lines, last, newest

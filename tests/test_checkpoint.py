@@ -198,3 +198,18 @@ def test_a_writer_opening_from_the_checkpoint_appends_where_a_full_replay_would(
     save_checkpoint(path)
     with pytest.raises(journal.JournalError, match="newer journalq"):
         journal.Writer.open(str(path), session="w2", command="test")
+
+
+@pytest.mark.parametrize("content", [b'{"v":1,"fingerprint":{"offset":1e400}}',
+                                     b"[" * 100_000, b'{"v":1}', b"\xff\xfe"])
+def test_any_unreadable_checkpoint_is_no_checkpoint(
+        tmp_path: Path, small_threshold: None, capsys: pytest.CaptureFixture[str],
+        content: bytes) -> None:
+    """A checkpoint file that is damaged in any way (numbers too big, nesting too deep,
+    fields missing, not UTF-8) is ignored: status works and says what a full replay says."""
+    path = tmp_path / "j.jsonl"
+    long_journal(path, beats=20)
+    plain = status_of(path, capsys)
+    Path(checkpoint.path_for(str(path))).write_bytes(content)
+
+    assert plain == status_of(path, capsys)

@@ -613,3 +613,23 @@ def test_repeated_anomalies_collapse_with_a_count() -> None:
 
     assert [("a", "heartbeat from attempt 1, which is not running", 50)] == messages(queue)
 
+
+
+def test_a_superseded_attempt_that_finishes_done_settles_the_job() -> None:
+    """Runtime B started the job; runtime A, which never saw B, started it again later;
+    then B finished `done`. B's result stands: the job is done (A's open attempt is closed
+    as superseded), and the event is noted, rather than the work being thrown away."""
+    b_start, a_start, b_done = (
+        attrs.evolve(event, id=f"{session}:9", session=session, ts=format_ts(BASE + at))
+        for event, session, at in ((started("a", 1, 3), "sB", 10_000),
+                                   (started("a", 1, 3), "sA", 20_000),
+                                   (finished("a", 1), "sB", 30_000)))
+
+    queue = fold.replay([*history(CREATED, added("a", 3)), b_start, a_start, b_done])
+
+    job = queue.jobs["a"]
+    assert Status.DONE == job.status
+    assert [("sB", "done"), ("sA", "superseded")] == [(a.session, a.outcome)
+                                                      for a in job.attempts]
+    assert any("finished done after another start superseded it" in a.message
+               for a in queue.anomalies)

@@ -519,10 +519,10 @@ def test_unknown_event_type_makes_the_journal_read_only(tmp_path: Path) -> None:
 
     assert frozenset({"job_paused (format v1)", "job_added (format v2)"}) == queue.unknown_types
     assert fold.replay(events).jobs == queue.jobs
-    assert ("job_added (v2)", "job_paused (v1)") == report.newer_types
-    assert (f"{path} holds events this journalq does not know (job_added (v2), job_paused "
-            "(v1)): a newer journalq wrote it. Upgrade journalq to write to it; `journalq "
-            "status` still reads it") == caught.value.message
+    assert ("job_added (format v2)", "job_paused (format v1)") == report.newer_types
+    assert (f"{path} holds events this journalq does not know (job_added (format v2), "
+            "job_paused (format v1)): a newer journalq wrote it. Upgrade journalq to write to "
+            "it; `journalq status` still reads it") == caught.value.message
     assert data == path.read_bytes()
 
 
@@ -632,3 +632,23 @@ def test_any_line_order_replays_like_sorted(tmp_path: Path, events: list[ev.Even
     assert fold.replay(events) == queue
     assert (list(lines) == events, len(events), len(tail)) == (
         report.ordered, report.lines, report.tail_size)
+
+
+@pytest.mark.parametrize("version", [b"1.0", b"true"])
+def test_a_heartbeat_with_a_non_integer_version_is_a_bad_line_on_every_path(
+        tmp_path: Path, version: bytes) -> None:
+    """Reading that folds heartbeats from their fields (status, writers) and reading that
+    decodes every line (sync, repair) agree: `"v": 1.0` is not version 1, so a heartbeat
+    spelled so, followed by valid lines, is corruption for both."""
+    path = tmp_path / "q.jsonl"
+    events = small_journal(path)
+    beat = line_of(ev.Heartbeat(job="a", attempt=1, id=f"{SESSION}:90",
+                                ts=events[-1].ts, session=SESSION))
+    data = path.read_bytes()
+    path.write_bytes(data + beat.replace(b'"v":1,', b'"v":' + version + b",") +
+                     line_of(attrs.evolve(events[-1], id=f"{SESSION}:91")))
+
+    with pytest.raises(journal.JournalError, match=r"q\.jsonl:\d+ \(byte \d+\): corrupt"):
+        journal.replay(str(path))
+    assert isinstance(journal.decode_line(beat.replace(b'"v":1,', b'"v":' + version + b",")
+                                          .rstrip(b"\n")), str)

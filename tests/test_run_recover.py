@@ -137,3 +137,35 @@ def test_fresh_heartbeat_elsewhere_blocks_run_unless_forced(project: Path) -> No
             for e in queue.events("job_recovered")]
         assert [("elsewhere", 2)] == queue.runs()
         assert "done" == queue.job("elsewhere")["status"]
+
+
+def test_attempt_numbers_continue_past_a_gap_left_by_merged_histories(project: Path) -> None:
+    """After two runtimes' histories merge, a job's attempts can be numbered 1 and 3 (a
+    runtime that never saw attempt 2). The next `run` numbers its attempt 4, past every
+    number used, so the journal records it and its finish: the job runs once and is done."""
+    with SmallQueue(project, ["a"], max_attempts=5) as queue:
+        left_running_elsewhere(queue, "a", heartbeat_age=3 * 3600)
+        cfg = load_config(queue.config)
+        now = datetime.now(UTC)
+        late = [ev.JobFinished(job="a", attempt=1, return_code=1, signal=None, outcome="failed",
+                               reason="exit", duration=1.0),
+                ev.JobStarted(job="a", attempt=3, host="vm-b", boot_id=OTHER_BOOT, pid=7,
+                              log="runtime_state/logs/q/a/attempt-3.b.log",
+                              spec_sha256=cfg.jobs["a"].sha256),
+                ev.JobFinished(job="a", attempt=3, return_code=1, signal=None, outcome="failed",
+                               reason="exit", duration=1.0)]
+        with queue.journal.open("ab") as handle:
+            for n, event in enumerate(late, start=1):
+                session = "c0ffee000000" if n == 1 else "beef00000000"
+                stamped = attrs.evolve(event, id=f"{session}:{100 + n}", session=session,
+                                       ts=(now - timedelta(seconds=3 * 3600 - 10 * n))
+                                       .strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+                handle.write(codec.encode(stamped))
+        assert "pending" == queue.job("a")["status"]
+
+        done = queue.run("--quiet")
+
+        assert 0 == done.returncode, done.stderr
+        assert [("a", 4)] == queue.runs()
+        assert [1, 3, 4] == [a["attempt"] for a in queue.job("a")["attempts"]]
+        assert "done" == queue.job("a")["status"]
