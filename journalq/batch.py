@@ -23,6 +23,9 @@ from journalq.errors import (
     EXIT_DECISION,
     EXIT_JOBS_FAILED,
     EXIT_OK,
+    EXIT_SIGHUP,
+    EXIT_SIGINT,
+    EXIT_SIGTERM,
     BusyError,
     ConfigError,
     DecisionNeeded,
@@ -49,7 +52,9 @@ _FAILPOINT = os.environ.get("JOURNALQ_FAILPOINT", "")
 
 TRUST_CONFIG = "config"
 TRUST_JOURNAL = "journal"
-_SIGNAL_EXIT: dict[int, int] = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
+_SIGNAL_EXIT: dict[int, int] = {
+    signal.SIGINT: EXIT_SIGINT, signal.SIGTERM: EXIT_SIGTERM, signal.SIGHUP: EXIT_SIGHUP,
+}
 
 
 def run(config_path: str, state: str | None, *, resume: bool, stale_seconds: float | None,
@@ -190,24 +195,17 @@ class Batch:
         queue = self.session.queue()
         seen = observe(queue, stale_seconds, force)
         elsewhere = [] if force else policy.runners_elsewhere(queue, seen)
-        if elsewhere:
-            who = "; ".join(f"session {r.session} on {r.host}, last heard from "
-                            f"{render.duration(r.age)} ago" for r in elsewhere)
-            raise BusyError(f"another runner looks alive ({who}); if that runtime is gone, "
-                            "rerun with --force (or wait stale_seconds)")
+        _refuse_live_runners([f"session {r.session} on {r.host}, last heard from "
+                              f"{render.duration(r.age)} ago" for r in elsewhere])
         orphans, alive = policy.classify_running(queue, seen)
-        if alive:
-            who = "; ".join(f"{r.job.id} on {r.host}, last heartbeat "
-                            f"{render.duration(r.age)} ago" for r in alive)
-            raise BusyError(f"another runner looks alive ({who}); if that runtime is gone, "
-                            "rerun with --force (or wait stale_seconds)")
+        _refuse_live_runners([f"{r.job.id} on {r.host}, last heartbeat "
+                              f"{render.duration(r.age)} ago" for r in alive])
         # --force already declared those runners dead (the busy error above told the operator
         # to pass it); asking for --resume on top would refuse the very command we suggested.
         undecided = [o for o in orphans if o.reason != policy.FORCED]
         if undecided and not resume:
             refuse_orphans(undecided, self.session.writer.path)
-        recover_orphans(self.session, orphans, dict(seen.cards), self.console,
-                        self.cfg.grace_seconds)
+        recover_orphans(self.session, orphans, seen, self.console, self.cfg.grace_seconds)
         if trust == TRUST_JOURNAL:
             self.runnable = set(queue.jobs)
 
@@ -359,7 +357,7 @@ class Batch:
     def finish(self) -> int:
         """Print the summary; the exit code says whether everything is done."""
         queue = self.session.queue()
-        self.console.err(render.summary(queue, {}))
+        self.console.err(render.summary(queue))
         left_out = [j.id for j in queue.by_status(Status.PENDING) if j.id not in self.runnable]
         if left_out:
             self.console.warn(f"{len(left_out)} pending job(s) are not in {self.cfg.source} "
@@ -369,10 +367,17 @@ class Batch:
         if self.ran_elsewhere:
             code = EXIT_DECISION
         if self.interrupts.received is not None:
-            code = _SIGNAL_EXIT.get(self.interrupts.received, 130)
+            code = _SIGNAL_EXIT.get(self.interrupts.received, EXIT_SIGINT)
             self.session.exit_reason = "interrupted"
         self.session.exit_code = code
         return code
+
+
+def _refuse_live_runners(described: list[str]) -> None:
+    """A second runner never starts beside one that may still be alive."""
+    if described:
+        raise BusyError(f"another runner looks alive ({'; '.join(described)}); if that "
+                        "runtime is gone, rerun with --force (or wait stale_seconds)")
 
 
 def failpoint(point: str, job_id: str) -> None:

@@ -16,7 +16,6 @@ they open one (so `run` on a long, finished journal is quick too); `status` neve
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 from typing import Any
@@ -45,6 +44,8 @@ def _fingerprint(journal: str, offset: int, fs: FileSystem) -> dict[str, Any]:
     same file (device and inode: a repair writes a new one), and a SHA-256 of every byte
     covered (a tenth of a second for a million events, a twentieth of parsing them), so
     that a line damaged in place is found exactly as a full read would find it."""
+    import hashlib  # only for long journals: `status` on a short one starts without it
+
     identity = os.stat(journal)
     digest = hashlib.sha256()
     left = offset
@@ -101,8 +102,9 @@ def _load(journal: str, fs: FileSystem) -> tuple[Folder, int, int, str, list[str
 
 
 def replay(journal: str, fs: FileSystem = REAL) -> tuple[Folder, ReadReport]:
-    """The journal folded from its checkpoint and the lines after it, else from scratch."""
-    loaded = _load(journal, fs)
+    """The journal folded from its checkpoint and the lines after it, else from scratch:
+    the one way every reader of a journal (status, writers) folds it."""
+    loaded = _load(journal, fs) if fs.exists(path_for(journal)) else None
     if loaded is None:
         return reader_replay(journal, fs)
     folder, offset, lines, newest, newer = loaded

@@ -10,7 +10,13 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 from journalq import __version__
-from journalq.errors import EXIT_JOURNAL, EXIT_SIGINT, EXIT_USAGE, JournalqError
+from journalq.errors import (
+    EXIT_JOURNAL,
+    EXIT_SIGINT,
+    EXIT_USAGE,
+    JournalqError,
+    UsageError,
+)
 
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in journalq, not in the input
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a reader that went away
@@ -196,7 +202,7 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
                                 args.force, console, args.sync_dir)
     if args.command == "retry":
         if args.failed and args.jobs:
-            raise _usage("give --failed or job ids, not both")
+            raise UsageError("give --failed or job ids, not both")
         return commands.retry(args.state, args.config, args.jobs, args.failed, console,
                               args.sync_dir)
     if args.command == "cancel":
@@ -215,13 +221,7 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
         return batch.run(args.config, args.state, resume=args.resume,
                          stale_seconds=args.stale_seconds, force=args.force, trust=args.trust,
                          quiet=args.quiet, console=console, sync_dir=args.sync_dir)
-    raise _usage(f"unknown command {args.command}")
-
-
-def _usage(message: str) -> JournalqError:
-    from journalq.errors import UsageError
-
-    return UsageError(message)
+    raise UsageError(f"unknown command {args.command}")
 
 
 def _console() -> Console:

@@ -56,7 +56,7 @@ class ValueProblem(ValueError):
 
 
 def _expect(kind: type, name: str) -> Callable[[Any, Any], Any]:
-    def hook(value: Any, _: Any) -> Any:
+    def hook(value: Any, _: Any = None) -> Any:
         # bool is an int subclass; a journal or config saying `true` for a number is a mistake.
         if type(value) is not kind:
             raise ValueProblem(f"expected {name}, got {describe(value)}")
@@ -65,7 +65,7 @@ def _expect(kind: type, name: str) -> Callable[[Any, Any], Any]:
     return hook
 
 
-def _number(value: Any, _: Any) -> float:
+def _number(value: Any, _: Any = None) -> float:
     if type(value) not in (int, float):
         raise ValueProblem(f"expected a number, got {describe(value)}")
     if not math.isfinite(value):
@@ -73,13 +73,13 @@ def _number(value: Any, _: Any) -> float:
     return float(value)
 
 
-def _strings(value: Any, _: Any) -> tuple[str, ...]:
+def _strings(value: Any, _: Any = None) -> tuple[str, ...]:
     if type(value) is not list or any(type(item) is not str for item in value):
         raise ValueProblem(f"expected a list of strings, got {describe(value)}")
     return tuple(value)
 
 
-def _string_map(value: Any, _: Any) -> dict[str, str]:
+def _string_map(value: Any, _: Any = None) -> dict[str, str]:
     if type(value) is not dict or any(type(v) is not str for v in value.values()):
         raise ValueProblem(f"expected a mapping of strings, got {describe(value)}")
     return dict(value)
@@ -110,6 +110,15 @@ def describe(value: Any) -> str:
     return names.get(type(value), type(value).__name__)
 
 
+# The strict checks, by type as annotated: configs (through cattrs) and events (by hand, in
+# `decode`) accept and refuse exactly the same values, with the same words.
+_STRICT: dict[str, Callable[[Any, Any], Any]] = {
+    "str": _expect(str, "a string"), "int": _expect(int, "an integer"),
+    "bool": _expect(bool, "true or false"), "float": _number,
+    "tuple[str, ...]": _strings, "dict[str, str]": _string_map,
+}
+
+
 def make_converter(*, detailed: bool, forbid_extra_keys: bool) -> cattrs.Converter:
     """A converter with journalq's strict hooks; `detailed` collects every error with a path."""
     import cattrs
@@ -117,10 +126,8 @@ def make_converter(*, detailed: bool, forbid_extra_keys: bool) -> cattrs.Convert
     converter = cattrs.Converter(
         detailed_validation=detailed, forbid_extra_keys=forbid_extra_keys
     )
-    converter.register_structure_hook(str, _expect(str, "a string"))
-    converter.register_structure_hook(int, _expect(int, "an integer"))
-    converter.register_structure_hook(bool, _expect(bool, "true or false"))
-    converter.register_structure_hook(float, _number)
+    for kind in (str, int, bool, float):
+        converter.register_structure_hook(kind, _STRICT[kind.__name__])
     converter.register_structure_hook_func(lambda t: t == tuple[str, ...], _strings)
     converter.register_structure_hook_func(lambda t: t == dict[str, str], _string_map)
     return converter
@@ -151,49 +158,11 @@ def encode(event: ev.Event) -> bytes:
 # more than the JSON parse itself, so events are checked field by field against their
 # attrs types here, and heartbeats have a path of their own (`heartbeat_fields`).
 
-def _string(value: Any) -> str:
-    if type(value) is not str:
-        raise ValueProblem(f"expected a string, got {describe(value)}")
-    return value
-
-
-def _integer(value: Any) -> int:
-    if type(value) is not int:  # bool is an int subclass: `true` is not a number
-        raise ValueProblem(f"expected an integer, got {describe(value)}")
-    return value
-
-
-def _boolean(value: Any) -> bool:
-    if type(value) is not bool:
-        raise ValueProblem(f"expected true or false, got {describe(value)}")
-    return value
-
-
-def _real(value: Any) -> float:
-    return _number(value, None)
-
-
-def _word_list(value: Any) -> tuple[str, ...]:
-    return _strings(value, None)
-
-
-def _word_map(value: Any) -> dict[str, str]:
-    return _string_map(value, None)
-
-
-# Event fields are annotated as text (`from __future__ import annotations`); reading the
-# text is much cheaper at start-up than evaluating it with typing.get_type_hints.
-_BY_TYPE: dict[str, Callable[[Any], Any]] = {
-    "str": _string, "int": _integer, "bool": _boolean, "float": _real,
-    "tuple[str, ...]": _word_list, "dict[str, str]": _word_map,
-}
-
-
 class _Field(NamedTuple):
     """How to read one field of an event (a plain tuple: made once per field at import)."""
 
     name: str
-    check: Callable[[Any], Any]
+    check: Callable[[Any, Any], Any]
     optional: bool  # None is a value
     required: bool  # no default: a line without it is bad
 
@@ -203,7 +172,9 @@ def _fields_of(cls: type[ev.Event]) -> tuple[_Field, ...]:
     for field in attrs.fields(cls):
         kind = str(field.type)
         base = kind.removesuffix(" | None")
-        found.append(_Field(field.name, _BY_TYPE[base], base != kind,
+        # Annotations are text here (`from __future__ import annotations`): reading the text
+        # is much cheaper at start-up than evaluating it with typing.get_type_hints.
+        found.append(_Field(field.name, _STRICT[base], base != kind,
                             field.default is attrs.NOTHING))
     return tuple(found)
 
@@ -233,7 +204,8 @@ def decode(obj: Any) -> ev.Event:
             continue
         value = obj[field.name]
         try:
-            values[field.name] = None if value is None and field.optional else field.check(value)
+            values[field.name] = (None if value is None and field.optional
+                                  else field.check(value, None))
         except ValueProblem as problem:
             raise DecodeError(f"{tag}: $.{field.name}: {problem}") from None
     return cls(**values)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from journalq import defaults, render
 from journalq import events as ev
+from journalq import render
 from journalq.errors import (
     EXIT_OK,
     UsageError,
@@ -25,6 +25,7 @@ from journalq.workspace import (
     queue_name,
     read_with_copies,
     resolve,
+    stale_threshold,
     utc_now,
     writing,
 )
@@ -61,7 +62,7 @@ def status(state: str | None, config_path: str | None, as_json: bool,
     """Show the queue; never writes (with a sync folder, copies are merged in memory)."""
     path, cfg = resolve(state, config_path)
     queue = read_with_copies(path, cfg, sync_dir, console)
-    threshold = stale_seconds or (cfg.stale_seconds if cfg else defaults.DEFAULT_STALE_SECONDS)
+    threshold = stale_threshold(stale_seconds, cfg)
     warnings: list[str] = []
     if queue.by_status(Status.RUNNING):  # only then is there anything to check
         from journalq.recovery import status_warnings

@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 import attrs
 
-from journalq import codec, host
+from journalq import checkpoint, codec, host
 from journalq import events as ev
 from journalq.errors import JournalError
 from journalq.fold import Folder
@@ -262,8 +262,4 @@ class Writer:
 def _replay_if_present(path: str, fs: FileSystem) -> tuple[Folder, ReadReport]:
     if not fs.exists(path):
         return Folder(), ReadReport(path, 0, 0, 0, "", (), True)
-    if fs.exists(path + ".fold"):  # a long journal's checkpoint: fold only what follows it
-        from journalq import checkpoint
-
-        return checkpoint.replay(path, fs)
-    return replay(path, fs)
+    return checkpoint.replay(path, fs)

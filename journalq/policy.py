@@ -22,11 +22,6 @@ FORCED = "forced"
 CARD = "card"
 
 
-def next_job(queue: Queue) -> Job | None:
-    """The first pending job in queue order, or None when nothing is left to run."""
-    return next((job for job in queue.jobs.values() if job.status is Status.PENDING), None)
-
-
 @attrs.frozen
 class RunCard:
     """What a run card in a job's out_dir says about how one attempt ended."""

@@ -16,6 +16,7 @@ from journalq.workspace import (
     queue_name,
     read_with_copies,
     resolve,
+    stale_threshold,
     utc_now,
     writing,
 )
@@ -57,7 +58,7 @@ def describe_orphan(orphan: policy.Orphan) -> str:
 
 
 def recover_orphans(session: Session, orphans: Sequence[policy.Orphan],
-                    cards: dict[str, policy.RunCard], console: Console,
+                    seen: policy.Observations, console: Console,
                     grace_seconds: float = defaults.DEFAULT_GRACE_SECONDS) -> int:
     """Settle jobs whose runner is gone; first stop a job it left running on this host."""
     left = session.writer.left_running
@@ -68,7 +69,7 @@ def recover_orphans(session: Session, orphans: Sequence[policy.Orphan],
             console.warn(f"stopped process group {left.pid} of job {left.job}, left running "
                          "by a runner that was killed")
         session.writer.forget_left_running()
-    events = policy.recover(orphans, cards)
+    events = policy.recover(orphans, seen.cards)
     for event in events:
         session.append(event)
         console.err(f"recovered {event.job} attempt {event.attempt}: {event.reason} -> "
@@ -88,7 +89,7 @@ def recover(state: str | None, config_path: str | None, stale_seconds: float | N
             dry_run: bool, force: bool, console: Console, sync_dir: str | None = None) -> int:
     """Settle `running` jobs whose runner is gone; a second call appends nothing."""
     path, cfg = resolve(state, config_path)
-    threshold = stale_seconds or (cfg.stale_seconds if cfg else defaults.DEFAULT_STALE_SECONDS)
+    threshold = stale_threshold(stale_seconds, cfg)
     if dry_run:
         queue = read_with_copies(path, cfg, sync_dir, console)
         seen = observe(queue, threshold, force)
@@ -102,10 +103,11 @@ def recover(state: str | None, config_path: str | None, stale_seconds: float | N
         return EXIT_OK
     mirror = mirror_for(sync_dir, cfg, queue_name(path), console)
     with writing(path, "recover", console, mirror) as session:
-        seen = observe(session.queue(), threshold, force)
-        orphans, alive = policy.classify_running(session.queue(), seen)
+        queue = session.queue()
+        seen = observe(queue, threshold, force)
+        orphans, alive = policy.classify_running(queue, seen)
         grace = cfg.grace_seconds if cfg else defaults.DEFAULT_GRACE_SECONDS
-        count = recover_orphans(session, orphans, dict(seen.cards), console, grace)
+        count = recover_orphans(session, orphans, seen, console, grace)
     report_alive(alive, console)
     console.out(f"recovered {count} job(s)" if count else "nothing to recover")
     return EXIT_OK

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -216,7 +216,7 @@ def finish_detail(attempt: Attempt) -> str:
     return f"{code}{reason}  {duration(attempt.duration)}"
 
 
-def summary(queue: Queue, ran: Mapping[str, str]) -> str:
+def summary(queue: Queue) -> str:
     """The closing lines of `run`: counts, then each failed job with its code and log."""
     lines = [f"{queue.name}: {counts_line(queue)}"]
     failed = queue.by_status(Status.FAILED)
@@ -227,7 +227,4 @@ def summary(queue: Queue, ran: Mapping[str, str]) -> str:
         lines.append(safe(f"  failed {job.id}  rc={code}  reason={job.reason}  log={log}"))
     if failed:
         lines.append("rerun them with `journalq retry --failed` then `journalq run` again")
-    pending = queue.by_status(Status.PENDING)
-    if pending and ran:
-        lines.append(f"{len(pending)} job(s) still pending")
     return "\n".join(lines)

@@ -25,8 +25,6 @@ import attrs
 from journalq import host
 from journalq.state import JobSpec
 
-# Exit codes of a process killed by a signal, as shells report them.
-SIGNAL_EXIT_BASE = 128
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 

@@ -217,8 +217,6 @@ class Mirror:
         self._failing = False
         self._pushed_clean = False
         self._coverage: dict[str, Coverage] = {}
-        self.pushes = 0
-        self.failures = 0
 
     def pull(self, session: Session) -> int:
         """Merge the folder's copies into the local journal before anything is decided."""
@@ -239,7 +237,6 @@ class Mirror:
         try:
             push(session.writer.path, self.sync_dir, self.queue, session.id, self._fs)
         except OSError as exc:
-            self.failures += 1
             self._pushed_clean = False
             if not self._failing:
                 self._warn(f"cannot copy the journal to {self.sync_dir} ({_why(exc)}); the "
@@ -247,7 +244,6 @@ class Mirror:
                            f"next job boundary; {REMOUNT_HINT}")
             self._failing = True
             return
-        self.pushes += 1
         self._pushed_clean = True
         if self._failing:
             self._warn(f"the journal copy in {self.sync_dir} is up to date again")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from journalq import defaults, lock, reader
+from journalq import checkpoint, defaults, lock, reader
 from journalq import events as ev
 from journalq.errors import (
     ConfigError,
@@ -85,12 +85,7 @@ def read_queue(path: str, console: Console) -> Queue:
         raise UsageError(f"{path}: no journal here yet; create it with `journalq init "
                          "--config <file>` (or `journalq run`)")
     try:
-        if os.path.exists(path + ".fold"):  # a long journal: fold only what came after it
-            from journalq import checkpoint
-
-            folder, report = checkpoint.replay(path)
-        else:
-            folder, report = reader.replay(path)
+        folder, report = checkpoint.replay(path)
     except OSError as exc:
         raise JournalError(f"cannot read {path}: {exc.strerror}") from None
     warning = reader.tail_warning(report)
@@ -132,10 +127,22 @@ def writing(path: str, command: str, console: Console,
             mirror.compact(session)
 
 
+def stale_threshold(stale_seconds: float | None, cfg: Config | None) -> float:
+    """Silence after which a remote runner is stale: --stale-seconds, else the config's."""
+    if stale_seconds:
+        return stale_seconds
+    return cfg.stale_seconds if cfg else defaults.DEFAULT_STALE_SECONDS
+
+
+def sync_folder(sync_dir: str | None, cfg: Config | None) -> str | None:
+    """The sync folder: --sync-dir wins over the config's `sync_dir`."""
+    return sync_dir or (cfg.sync_dir if cfg else None)
+
+
 def mirror_for(sync_dir: str | None, cfg: Config | None, queue: str | None,
                console: Console) -> Mirror | None:
     """The sync mirror the command line (which wins) or the config asks for, if any."""
-    folder = sync_dir or (cfg.sync_dir if cfg else None)
+    folder = sync_folder(sync_dir, cfg)
     name = cfg.queue if cfg else queue
     if not folder:
         return None
@@ -184,7 +191,7 @@ def add_config_jobs(session: Session, cfg: Config) -> list[policy.Drift]:
 
 def read_with_copies(path: str, cfg: Config | None, sync_dir: str | None,
                       console: Console) -> Queue:
-    folder = sync_dir or (cfg.sync_dir if cfg else None)
+    folder = sync_folder(sync_dir, cfg)
     if not folder:
         return read_queue(path, console)
     name = cfg.queue if cfg else queue_name(path)

@@ -28,6 +28,8 @@ from benchlib import (
     print_table,
     save_json,
     scratch,
+    size_args,
+    spread_rows,
 )
 from journal_gen import generate
 
@@ -38,9 +40,7 @@ from journalq.timestamps import format_ts
 
 
 def main() -> int:
-    parser = arg_parser(__doc__, runs=5)
-    parser.add_argument("--jobs", type=int, default=10_000)
-    parser.add_argument("--events", type=int, default=1_000_000)
+    parser = size_args(arg_parser(__doc__, runs=5))
     args = parser.parse_args()
     with scratch("incremental", args.keep) as tmp:
         journal, config = tmp / "bench.jsonl", tmp / "bench.yaml"
@@ -70,9 +70,7 @@ def main() -> int:
             Row("peak RSS", f"{incremental.maxrss_mb:.0f} MB", "full replay",
                 f"{full.maxrss_mb:.0f} MB", None, "(info)", None),
         ]
-        for case in cases:
-            rows.append(Row(f"  {case.name}", f"{case.median:.2f} s", "", "", None,
-                            case.spread(), None))
+        rows += spread_rows(cases, lambda case: f"{case.median:.2f} s")
         title = (f"P4 incremental status ({stats.events:,} events, {stats.jobs:,} jobs; "
                  f"median of {args.runs})")
         print_table(title, rows)

@@ -34,6 +34,7 @@ from benchlib import (
     print_table,
     save_json,
     scratch,
+    spread_rows,
 )
 from journal_gen import config_text
 
@@ -139,9 +140,7 @@ def main() -> int:
             rows.append(Row(f"journalq run, per job (marginal, N={m})",
                             f"{grown * 1000:.2f} ms", f"same at N={n}", f"{jq * 1000:.2f} ms",
                             grown / jq, "(info: ~1.0x if O(1) per job)", None))
-        for case in cases.values():
-            rows.append(Row(f"  {case.name}", f"{case.median * 1000:.0f} ms", "", "", None,
-                            case.spread(), None))
+        rows += spread_rows(list(cases.values()), lambda case: f"{case.median * 1000:.0f} ms")
         title = f"P1 per-job overhead ({n} x `true`, median of {args.runs})"
         print_table(title, rows)
         save_json(args.json, title, rows, list(cases.values()))

@@ -27,6 +27,7 @@ from benchlib import (
     print_table,
     save_json,
     scratch,
+    size_args,
 )
 from journal_gen import generate
 
@@ -41,9 +42,7 @@ RSS_TARGET_MB = 64
 
 
 def main() -> int:
-    parser = arg_parser(__doc__, runs=5)
-    parser.add_argument("--jobs", type=int, default=10_000)
-    parser.add_argument("--events", type=int, default=1_000_000)
+    parser = size_args(arg_parser(__doc__, runs=5))
     parser.add_argument("--no-table", action="store_true",
                         help="skip the informational `status` (table) case")
     args = parser.parse_args()

@@ -27,14 +27,14 @@ from benchlib import (
     print_table,
     save_json,
     scratch,
+    size_args,
+    spread_rows,
 )
 from journal_gen import generate
 
 
 def main() -> int:
-    parser = arg_parser(__doc__, runs=5)
-    parser.add_argument("--jobs", type=int, default=10_000)
-    parser.add_argument("--events", type=int, default=1_000_000)
+    parser = size_args(arg_parser(__doc__, runs=5))
     args = parser.parse_args()
     with scratch("resume", args.keep) as tmp:
         journal, config = tmp / "bench.jsonl", tmp / "bench.yaml"
@@ -63,9 +63,7 @@ def main() -> int:
                 f"{status.maxrss_mb:.0f} MB", run.maxrss_mb / status.maxrss_mb, "(info)",
                 None),
         ]
-        for case in cases:
-            rows.append(Row(f"  {case.name}", f"{case.median:.2f} s", "", "", None,
-                            case.spread(), None))
+        rows += spread_rows(cases, lambda case: f"{case.median:.2f} s")
         title = (f"Resume ({stats.events:,} events, {stats.jobs:,} jobs all done; "
                  f"median of {args.runs})")
         print_table(title, rows)

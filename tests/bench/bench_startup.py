@@ -27,6 +27,7 @@ from benchlib import (
     print_table,
     save_json,
     scratch,
+    spread_rows,
 )
 from journal_gen import generate
 
@@ -67,8 +68,7 @@ def main() -> int:
                 f"{(imports.median - bare.median) * 1000:.1f} ms",
                 (status.median - bare.median) / (imports.median - bare.median), "(info)", None),
         ]
-        for case in cases:
-            rows.append(Row(f"  {case.name}", ms(case), "", "", None, case.spread(), None))
+        rows += spread_rows(cases, ms)
         title = f"P3 start-up (median of {args.runs})"
         print_table(title, rows)
         save_json(args.json, title, rows, cases)

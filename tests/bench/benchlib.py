@@ -206,3 +206,16 @@ def scratch(name: str, keep: bool) -> Iterator[Path]:
             print(f"kept {tmp}", file=sys.stderr)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def size_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """--jobs and --events: the size of the generated journal (10,000 jobs, 1,000,000)."""
+    parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    return parser
+
+
+def spread_rows(cases: Sequence[Case], show: Callable[[Case], str]) -> list[Row]:
+    """One row per case with its median (`show`) and its min/max spread."""
+    return [Row(f"  {case.name}", show(case), "", "", None, case.spread(), None)
+            for case in cases]

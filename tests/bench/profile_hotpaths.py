@@ -24,7 +24,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from benchlib import bench_env, scratch
+from benchlib import bench_env, scratch, size_args
 from journal_gen import config_text, generate
 
 ENV: dict[str, str] = {}
@@ -98,8 +98,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default="status,run,import")
     parser.add_argument("--top", type=int, default=25)
-    parser.add_argument("--jobs", type=int, default=10_000)
-    parser.add_argument("--events", type=int, default=1_000_000)
+    size_args(parser)
     parser.add_argument("--run-jobs", type=int, default=500)
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
