@@ -30,8 +30,8 @@ from journalq import events as ev
 from journalq.errors import JournalError
 from journalq.fold import replay, sort_key
 from journalq.fs import REAL, FileSystem
+from journalq.journal import Writer
 from journalq.reader import Reader
-from journalq.session import Session
 from journalq.state import Queue
 
 REMOUNT_HINT = ("on Colab, remount Drive: from google.colab import drive; "
@@ -132,7 +132,7 @@ def _covering(entries: Iterator[Entry], coverage: Coverage) -> Iterator[Entry]:
         yield entry
 
 
-def pull(session: Session, sync_dir: str, queue: str | None, warn: Callable[[str], None],
+def pull(writer: Writer, sync_dir: str, queue: str | None, warn: Callable[[str], None],
          fs: FileSystem = REAL, coverage: dict[str, Coverage] | None = None) -> int:
     """Merge every copy in the sync folder into the local journal; returns events added.
 
@@ -141,7 +141,6 @@ def pull(session: Session, sync_dir: str, queue: str | None, warn: Callable[[str
     copies = list_copies(sync_dir, queue, fs)
     if not copies:
         return 0
-    writer = session.writer
     known: dict[str, tuple[bytes, str]] = {}
     if fs.exists(writer.path):
         for entry in entries(writer.path, fs, warn):
@@ -191,12 +190,14 @@ def _why(exc: OSError) -> str:
     return f"{name}: {exc.strerror or exc}"
 
 
-def check_sync_dir(sync_dir: str) -> None:
-    """Refuse a sync folder on Colab's Drive mount point when Drive is not mounted: writing
-    there would fill the VM's disk and vanish with it, which is exactly what sync is for."""
+def check_folder(sync_dir: str, fs: FileSystem = REAL) -> None:
+    """Refuse a sync folder that cannot serve, before the journal is touched: one on Colab's
+    Drive mount point when Drive is not mounted (writing there would fill the VM's disk and
+    vanish with it, which is exactly what sync is for), or one that cannot be listed."""
     if sync_dir.startswith("/content/drive/") and not os.path.isdir("/content/drive/MyDrive"):
         raise SyncError(f"{sync_dir} is on Google Drive, but Drive is not mounted; run "
                         "`from google.colab import drive; drive.mount('/content/drive')` first")
+    list_copies(sync_dir, None, fs)
 
 
 class Mirror:
@@ -205,8 +206,6 @@ class Mirror:
     def __init__(self, sync_dir: str, queue: str, every_seconds: float,
                  warn: Callable[[str], None], fs: FileSystem = REAL,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        check_sync_dir(sync_dir)
-        list_copies(sync_dir, None, fs)  # unreadable: fail now, before the journal is touched
         self.sync_dir = sync_dir
         self.queue = queue
         self.every_seconds = every_seconds
@@ -218,16 +217,16 @@ class Mirror:
         self._pushed_clean = False
         self._coverage: dict[str, Coverage] = {}
 
-    def pull(self, session: Session) -> int:
+    def pull(self, writer: Writer) -> int:
         """Merge the folder's copies into the local journal before anything is decided."""
         try:
             self._fs.makedirs(self.sync_dir)
         except OSError as exc:
             raise SyncError(f"cannot create the sync folder {self.sync_dir} ({_why(exc)}); "
                             f"{REMOUNT_HINT}") from None
-        return pull(session, self.sync_dir, self.queue, self._warn, self._fs, self._coverage)
+        return pull(writer, self.sync_dir, self.queue, self._warn, self._fs, self._coverage)
 
-    def push(self, session: Session, boundary: bool) -> None:
+    def push(self, journal_path: str, session: str, *, boundary: bool) -> None:
         """Copy the journal now at a boundary, or if `every_seconds` passed since the last."""
         now = self._clock()
         due = self._last_push is None or now - self._last_push >= self.every_seconds
@@ -235,7 +234,7 @@ class Mirror:
             return
         self._last_push = now
         try:
-            push(session.writer.path, self.sync_dir, self.queue, session.id, self._fs)
+            push(journal_path, self.sync_dir, self.queue, session, self._fs)
         except OSError as exc:
             self._pushed_clean = False
             if not self._failing:
@@ -249,7 +248,7 @@ class Mirror:
             self._warn(f"the journal copy in {self.sync_dir} is up to date again")
         self._failing = False
 
-    def compact(self, session: Session) -> int:
+    def compact(self, session: str, queue: Queue) -> int:
         """Delete copies made redundant: the copy of an ended session whose every event
         another copy, already in the folder when we pulled, also holds.
 
@@ -258,12 +257,12 @@ class Mirror:
         """
         if not self._pushed_clean:
             return 0
-        sessions = session.queue().sessions
+        sessions = queue.sessions
         removed = 0
         for path, held in self._coverage.items():
             owner = posixpath.basename(path)[len(self.queue) + 1:].split(".")[0]
             info = sessions.get(owner)
-            if owner == session.id or info is None or info.ended is None:
+            if owner == session or info is None or info.ended is None:
                 continue
             if any(_supersedes(other, cover, path, held)
                    for other, cover in self._coverage.items()):

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from journalq import events as ev
 from journalq import fold, policy
 from journalq.codec import UnknownEvent
-from journalq.journal import format_ts
 from journalq.state import Job, JobSpec, Queue, Status
+from journalq.timestamps import format_ts
 
 BASE = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z, in microseconds
 

@@ -24,12 +24,12 @@ from typing import Any
 import pytest
 
 from conftest import REPO, WORKER, events, journalq, spawn
-from journalq import journal, sync
+from journalq import clock, reader, sync, timestamps
 from journalq.errors import EXIT_BUSY, EXIT_JOURNAL
 from journalq.fold import replay
 from journalq.fs import REAL
+from journalq.opened import load_config
 from journalq.state import Queue
-from journalq.workspace import load_config
 
 CONFIG = "configs/experiments/colab_batch_a.yaml"
 QUEUE = "colab_batch_a"
@@ -281,7 +281,7 @@ def test_a_second_runtime_finishes_the_batch_from_the_sync_folder_alone(colab: C
     assert 2 == len(in_drive)
     forward, backward = fold(in_drive), fold(in_drive[::-1])
     assert forward == backward
-    assert journal.replay(str(b.journal))[0].queue() == forward
+    assert reader.replay(str(b.journal))[0].queue() == forward
 
 
 def test_a_runner_heard_from_recently_blocks_a_second_runtime(colab: Colab) -> None:
@@ -307,8 +307,8 @@ def test_a_runner_heard_from_recently_blocks_a_second_runtime(colab: Colab) -> N
     assert [] == b.runs()
     assert [a_copy] == copies(colab.drive)
 
-    last_heard = max(journal.parse_ts_micros(str(e["ts"])) for e in events(a_copy))
-    wait_until(lambda: journal.now_micros() > last_heard + 600_000, "A to be 0.6 s silent")
+    last_heard = max(timestamps.parse_ts_micros(str(e["ts"])) for e in events(a_copy))
+    wait_until(lambda: clock.now_micros() > last_heard + 600_000, "A to be 0.6 s silent")
     resumed = b.run("--resume", "--stale-seconds", "0.5")
 
     assert 0 == resumed.returncode, resumed.stderr

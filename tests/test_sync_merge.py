@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from journalq import codec, sync
 from journalq import events as ev
 from journalq.fold import replay
-from journalq.journal import format_ts
 from journalq.state import Queue
+from journalq.timestamps import format_ts
 
 SESSIONS = ("a1a1a1a1a1a1", "b2b2b2b2b2b2", "c3c3c3c3c3c3")
 JOB_IDS = ("j1", "j2")
