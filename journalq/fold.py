@@ -149,6 +149,10 @@ class Folder:
         """How many jobs are in each status now."""
         return dict(self._counts)
 
+    def last_key(self) -> tuple[str, str]:
+        """The (ts, id) of the last event fed: what the next one must sort after."""
+        return self._last
+
     def event_count(self) -> int:
         """How many events were fed."""
         return self._count

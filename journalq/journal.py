@@ -60,6 +60,10 @@ class Writer:
         self._fd: int | None = None
         self._size = report.good_size
         self.lines = report.lines
+        # The bytes the fold describes: behind `_size` only while merged lines that sorted
+        # before the fold's last event wait for `reload`. A checkpoint saves this mark, never
+        # `_size`, so it describes exactly the bytes it covers whatever interrupts a merge.
+        self._folded = (report.good_size, report.lines, report.last_ts)
         self._broken: str | None = None
         self._holder: Holder | None = None
 
@@ -144,10 +148,50 @@ class Writer:
         jobs: five hundred fsyncs would cost a second for nothing). Each is still one whole
         line; a crash midway leaves some of them, each whole, and a torn tail."""
         stamped = [self.stamp(event) for event in events]
+        in_step = self._folded[0] == self._size
         self.append_line(b"".join(codec.encode(event) for event in stamped))
         for event in stamped:
             self.folder.feed(event)
+        if in_step:
+            self._folded = (self._size, self.lines, stamped[-1].ts if stamped else "")
         return stamped
+
+    def append_foreign(self, entries: list[tuple[bytes, ev.Event]],
+                       chunk_bytes: int = 1 << 20) -> None:
+        """Append other sessions' events (a merge), given in (ts, id) order as their lines
+        without newline, in a few large writes with one fsync each.
+
+        Events that sort after everything folded so far are fed to the live fold as they
+        become durable; the first that does not (a copy older than what we have) leaves the
+        fold to `reload` at the end, and the folded mark where it was.
+        """
+        in_order = self._folded[0] == self._size
+        start = 0
+        while start < len(entries):
+            end, size = start, 0
+            while end < len(entries) and (size < chunk_bytes or end == start):
+                size += len(entries[end][0]) + 1
+                end += 1
+            chunk = entries[start:end]
+            self.append_line(b"".join(line + b"\n" for line, _ in chunk))
+            for _, event in chunk:
+                ts = event.ts
+                if in_order and (ts, event.id) > self.folder.last_key():
+                    self.folder.feed(event)
+                else:
+                    in_order = False
+                if ts > format_ts(self._floor):
+                    self._floor = parse_ts_micros(ts)
+            if in_order:
+                self._folded = (self._size, self.lines, chunk[-1][1].ts)
+            start = end
+        if not in_order:
+            self.reload()
+
+    @property
+    def folded(self) -> tuple[int, int, str]:
+        """(bytes, lines, newest timestamp) of the journal that the fold describes."""
+        return self._folded
 
     def append_line(self, line: bytes) -> None:
         """Append whole encoded lines and fsync them (merge uses this for foreign events)."""
@@ -205,6 +249,7 @@ class Writer:
         self.folder, report = self._replay(self.path, self.fs)
         if report.last_ts:
             self._floor = max(self._floor, parse_ts_micros(report.last_ts))
+        self._folded = (report.good_size, report.lines, report.last_ts)
 
     def record_child(self, job: str | None, pid: int | None, start: int | None) -> None:
         """Note in the lock file which process group runs now, so a later runner can stop

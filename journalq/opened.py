@@ -61,8 +61,8 @@ def open_queue(*, console: Console, state: str | None, config: str | None,
                sync_dir: str | None = None, must_exist: bool = False,
                clock: Clock = SYSTEM) -> Opened:
     """The queue that --state / --config / --sync-dir name, checked before anything is
-    written: the config parses, the sync folder is readable, and the journal is there
-    unless something can make it."""
+    written: the config parses, and the journal is there unless something can make it
+    (the sync folder is checked by the session, before it touches the journal)."""
     cfg = load_config(config) if config else None
     if state:
         path = state
@@ -79,9 +79,6 @@ def open_queue(*, console: Console, state: str | None, config: str | None,
                          "--config <file>` (or `journalq run`)")
     place = None
     if folder:
-        from journalq.sync import check_folder
-
-        check_folder(folder)
         every = cfg.sync_seconds if cfg else defaults.DEFAULT_SYNC_SECONDS
         place = SyncPlace(folder, every)
     return Opened(path=path, config=cfg, console=console, sync=place, clock=clock)

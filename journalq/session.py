@@ -77,11 +77,6 @@ class Session:
         """The live fold: every event read and appended so far."""
         return self._writer.folder
 
-    @property
-    def writer(self) -> Writer:
-        """The journal's writer, for the sync merge (which appends foreign lines)."""
-        return self._writer
-
     def queue(self) -> Queue:
         """The state after everything read and appended so far."""
         return self._writer.folder.queue()
@@ -122,6 +117,13 @@ class Session:
         """Note in the lock file which process group runs now (see `Writer.record_child`)."""
         self._writer.record_child(job, pid, start)
 
+    def merge(self, mirror: Mirror) -> int:
+        """Append what the sync folder's copies hold that the journal lacks; returns how
+        many events that was."""
+        fresh = mirror.pull(self.path)
+        self._writer.append_foreign([(entry.line, entry.event) for entry in fresh])
+        return len(fresh)
+
     def add_config(self, cfg: Config) -> list[policy.Drift]:
         """Make sure the journal knows the queue and every job of the config; returns the
         jobs whose recorded spec differs from the config's (nothing is decided about them)."""
@@ -144,9 +146,9 @@ class Session:
         try:
             if self.started:
                 writer.append(ev.SessionEnded(exit_code=exit_code, reason=reason))
-            if writer.size != writer.report.checkpoint_offset:  # else it is up to date
-                checkpoint.save(writer.path, writer.folder, writer.size, writer.lines,
-                                writer.newest, writer.fs)
+            size, lines, newest = writer.folded
+            if size != writer.report.checkpoint_offset:  # else it is up to date
+                checkpoint.save(writer.path, writer.folder, size, lines, newest, writer.fs)
         finally:
             writer.close()
 
@@ -163,12 +165,16 @@ def writing(opened: Opened, command: str) -> Iterator[Session]:
     With a sync folder, its copies are merged in first, and the journal is copied back out
     at the end, whatever happened in between.
     """
+    if opened.sync is not None:
+        from journalq.sync import check_folder
+
+        check_folder(opened.sync.folder, opened.fs)  # before the journal is touched
     session = Session.open(opened, command)
     mirror = None
     try:
         if opened.sync is not None:
             mirror = session.mirror = _mirror(opened, session)
-            merged = mirror.pull(session.writer)
+            merged = session.merge(mirror)
             if merged:
                 opened.console.err(f"merged {merged} event(s) from {mirror.sync_dir}")
         yield session

@@ -30,7 +30,6 @@ from journalq import events as ev
 from journalq.errors import JournalError
 from journalq.fold import replay, sort_key
 from journalq.fs import REAL, FileSystem
-from journalq.journal import Writer
 from journalq.reader import Reader
 from journalq.state import Queue
 
@@ -132,27 +131,24 @@ def _covering(entries: Iterator[Entry], coverage: Coverage) -> Iterator[Entry]:
         yield entry
 
 
-def pull(writer: Writer, sync_dir: str, queue: str | None, warn: Callable[[str], None],
-         fs: FileSystem = REAL, coverage: dict[str, Coverage] | None = None) -> int:
-    """Merge every copy in the sync folder into the local journal; returns events added.
+def pull(journal: str, sync_dir: str, queue: str | None, warn: Callable[[str], None],
+         fs: FileSystem = REAL, coverage: dict[str, Coverage] | None = None) -> list[Entry]:
+    """The events the sync folder's copies hold that the local journal lacks, in (ts, id)
+    order, for the journal's writer to append.
 
     `coverage`, if given, is filled with what each copy holds (see `_covering`).
     """
     copies = list_copies(sync_dir, queue, fs)
     if not copies:
-        return 0
+        return []
     known: dict[str, tuple[bytes, str]] = {}
-    if fs.exists(writer.path):
-        for entry in entries(writer.path, fs, warn):
+    if fs.exists(journal):
+        for entry in entries(journal, fs, warn):
             known[entry.event.id] = (entry.digest, entry.source)
     covered = coverage if coverage is not None else {}
     fresh = union([_covering(entries(path, fs, warn), covered.setdefault(path, {}))
                    for path in copies], known)
-    for entry in fresh:
-        writer.append_line(entry.line + b"\n")
-    if fresh:
-        writer.reload()
-    return len(fresh)
+    return fresh
 
 
 def merged_queue(path: str, sync_dir: str, queue: str | None,
@@ -217,14 +213,14 @@ class Mirror:
         self._pushed_clean = False
         self._coverage: dict[str, Coverage] = {}
 
-    def pull(self, writer: Writer) -> int:
+    def pull(self, journal: str) -> list[Entry]:
         """Merge the folder's copies into the local journal before anything is decided."""
         try:
             self._fs.makedirs(self.sync_dir)
         except OSError as exc:
             raise SyncError(f"cannot create the sync folder {self.sync_dir} ({_why(exc)}); "
                             f"{REMOUNT_HINT}") from None
-        return pull(writer, self.sync_dir, self.queue, self._warn, self._fs, self._coverage)
+        return pull(journal, self.sync_dir, self.queue, self._warn, self._fs, self._coverage)
 
     def push(self, journal_path: str, session: str, *, boundary: bool) -> None:
         """Copy the journal now at a boundary, or if `every_seconds` passed since the last."""
