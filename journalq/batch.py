@@ -11,9 +11,10 @@ import os
 import signal
 import time
 
-from journalq import __version__, host, render
+from journalq import __version__, host, policy, render
 from journalq import events as ev
 from journalq.card import card_path, read_card, write_card
+from journalq.clock import Clock
 from journalq.config import Config
 from journalq.errors import (
     EXIT_DECISION,
@@ -22,11 +23,13 @@ from journalq.errors import (
     EXIT_SIGHUP,
     EXIT_SIGINT,
     EXIT_SIGTERM,
+    BusyError,
     JournalError,
 )
 from journalq.failpoint import failpoint
 from journalq.jobfiles import JobFiles
 from journalq.progress import Progress
+from journalq.recovery import observe
 from journalq.render import Console
 from journalq.runner import Exit, Interrupts, LineEcho, Watch, child_env, log_text, opened_log
 from journalq.runner import run_attempt as spawn_and_watch
@@ -42,8 +45,13 @@ class Batch:
     """One `run`: the jobs it may run, and how each attempt is recorded."""
 
     def __init__(self, cfg: Config, session: Session, console: Console,
-                 interrupts: Interrupts, *, quiet: bool, runnable: set[str]) -> None:
+                 interrupts: Interrupts, *, quiet: bool, runnable: set[str],
+                 clock: Clock, stale_seconds: float,
+                 declared_dead: frozenset[str] = frozenset()) -> None:
         self.cfg = cfg
+        self.stale_seconds = stale_seconds
+        self.clock = clock
+        self.declared_dead = declared_dead  # runner sessions --force said are gone
         self.session = session
         self.folder = session.fold
         self.console = console
@@ -57,9 +65,7 @@ class Batch:
 
     def sync(self, *, boundary: bool) -> None:
         """Copy the journal to the sync folder: at a boundary, or when it is due."""
-        mirror = self.session.mirror
-        if mirror is not None:
-            mirror.push(self.session.path, self.session.id, boundary=boundary)
+        self.session.push(boundary=boundary)
 
     def run_pending(self) -> None:
         """Run pending jobs in queue order until none is left or we are interrupted.
@@ -69,6 +75,8 @@ class Batch:
         """
         for job_id in self.folder.job_ids():
             while job_id in self.runnable and self.interrupts.received is None:
+                if self._yields():
+                    return
                 job = self.folder.job(job_id)
                 if job is None or job.status is not Status.PENDING or self._ran_elsewhere(job):
                     break
@@ -76,6 +84,29 @@ class Batch:
                 self.sync(boundary=True)
             if self.interrupts.received is not None:
                 return
+
+    def _push_due(self) -> float | None:
+        mirror = self.session.mirror
+        return None if mirror is None else mirror.due()
+
+    def _yields(self) -> bool:
+        """Pull what is new in the sync folder, and whether another live runner of this
+        queue started before us: then we start nothing more (the check at start-up cannot
+        see a runner whose copy was still on its way through a lagging folder)."""
+        if self.session.mirror is None:
+            return False
+        self.session.merge(when_due=True, lenient=True)
+        queue = self.session.queue()
+        seen = observe(queue, self.clock.utc_now(), self.stale_seconds)
+        here = frozenset(
+            info.id for info in queue.sessions.values()
+            if info.boot_id == seen.boot_id and info.id != self.session.id
+            and info.ended is None and host.is_alive(info.pid, info.pid_start))
+        self.yielded_to = policy.runner_to_yield_to(queue, self.session.id, seen, here,
+                                                    ignore=self.declared_dead)
+        return self.yielded_to is not None
+
+    yielded_to: policy.RemoteRunner | None = None
 
     def _ran_elsewhere(self, job: Job) -> bool:
         """Whether the job's out_dir holds a run card of an attempt this journal never saw:
@@ -128,7 +159,8 @@ class Batch:
                                      "JOURNALQ_OUT_DIR": out_dir,
                                      "JOURNALQ_QUEUE": self.cfg.queue}),
                 log_fd=log_fd,
-                watch=Watch(self.cfg.heartbeat_seconds, spec.timeout, self.cfg.grace_seconds),
+                watch=Watch(self.cfg.heartbeat_seconds, spec.timeout, self.cfg.grace_seconds,
+                            due=self._push_due, on_due=lambda: self.sync(boundary=True)),
                 interrupts=self.interrupts,
                 on_spawn=lambda pid: self._spawned(job.id, pid, child),
                 on_heartbeat=lambda: self._heartbeat(job.id, number, child),
@@ -192,6 +224,14 @@ class Batch:
             self.console.warn(f"{len(left_out)} pending job(s) are not in {self.cfg.source} "
                               f"and were not run ({', '.join(left_out[:5])}); cancel them, "
                               "or run them with --trust journal")
+        if self.yielded_to is not None:
+            other = self.yielded_to
+            raise BusyError(
+                f"another runner of queue {queue.name} started before this one: session "
+                f"{other.session} on {other.host}, last heard from "
+                f"{render.duration(max(other.age, 0))} ago; this runner started no more jobs. "
+                "Let that one finish (or stop it), then rerun"
+            )
         code = EXIT_JOBS_FAILED if queue.by_status(Status.FAILED) else EXIT_OK
         if self.ran_elsewhere:
             code = EXIT_DECISION

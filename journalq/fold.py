@@ -95,6 +95,7 @@ class Folder:
         self._counts = dict.fromkeys(Status, 0)
         self._count = 0
         self._seen: dict[str, str] = {}  # session -> ts of its newest event
+        self._newest: dict[str, str] = {}  # session -> id of its newest event
         self._last: tuple[str, str] = ("", "")
 
     def feed(self, event: ev.Event) -> None:
@@ -119,6 +120,7 @@ class Folder:
         self._last = key
         self._count += 1
         self._seen[session] = ts
+        self._newest[session] = event_id
 
     def beat(self, event_id: str, ts: str, session: str, job: str, attempt: int,
              child_pid: int | None) -> None:
@@ -149,6 +151,16 @@ class Folder:
         """How many jobs are in each status now."""
         return dict(self._counts)
 
+    def coverage(self) -> dict[str, int]:
+        """Each session's highest sequence number folded: since every journal holds a prefix
+        of each session's events, this says exactly which events it holds."""
+        found: dict[str, int] = {}
+        for session, event_id in self._newest.items():
+            seq = event_id.rpartition(":")[2]
+            if seq.isdigit():
+                found[session] = int(seq)
+        return found
+
     def last_key(self) -> tuple[str, str]:
         """The (ts, id) of the last event fed: what the next one must sort after."""
         return self._last
@@ -174,6 +186,7 @@ class Folder:
             "beats": {job: list(beat) for job, beat in self._beats.items()},
             "count": self._count,
             "seen": self._seen,
+            "newest": self._newest,
             "last": list(self._last),
         }
 
@@ -193,6 +206,7 @@ class Folder:
         folder._beats = {job: (int(b[0]), str(b[1]), b[2]) for job, b in state["beats"].items()}
         folder._count = int(state["count"])
         folder._seen = dict(state["seen"])
+        folder._newest = dict(state["newest"])
         ts, event_id = state["last"]
         folder._last = (str(ts), str(event_id))
         return folder
