@@ -210,7 +210,9 @@ def journalq_frames(stderr: str) -> list[str]:
 def test_ctrl_c_during_start_up_never_prints_a_traceback(project: Project) -> None:
     """SIGINT at a random moment of the first 0.15 s of `init` (25 tries) or `recover` (15
     tries) never shows a Python traceback from journalq's code, ends in 0, 130 or the
-    signal, and never leaves a `session_ended` without its `session_started`."""
+    signal, and never leaves a `session_ended` without its `session_started`. (An interrupt
+    while the interpreter itself starts, before journalq's first line, is out of its reach
+    and not counted.)"""
     rng = random.Random(20260912)
     tracebacks: list[str] = []
     codes: set[int] = set()
@@ -223,9 +225,10 @@ def test_ctrl_c_during_start_up_never_prints_a_traceback(project: Project) -> No
         time.sleep(rng.uniform(0, 0.15))
         runner.send_signal(signal.SIGINT)
         _, err = runner.communicate(timeout=30)
-        codes.add(runner.returncode)
         if journalq_frames(err):
             tracebacks.append(err)
+        elif "Traceback" not in err:  # else Python itself was still starting
+            codes.add(runner.returncode)
 
     assert [] == tracebacks, f"{len(tracebacks)} of {len(plan)}:\n{tracebacks[0]}"
     assert codes <= {0, 130, -signal.SIGINT}, codes

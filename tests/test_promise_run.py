@@ -131,7 +131,6 @@ def test_a_log_that_cannot_be_written_is_warned_of_once(tmp_path: Path) -> None:
 
     assert 0 == done.returncode, done.stderr
     log = "runtime_state/logs/chatty/talk/attempt-1.log"
-    assert 100_000 == (tmp_path / log).stat().st_size
     warnings = [line for line in done.stderr.splitlines()
                 if line.startswith("journalq: warning:") and log in line]
     assert 1 == len(warnings), done.stderr
