@@ -1,0 +1,397 @@
+"""A real one-node Slurm cluster for tests: munged, slurmctld and slurmd on 127.0.0.1, all
+started by the fixture from a temporary folder and stopped by pid when the session ends.
+
+Why real daemons: `journalq slurm` writes sbatch array scripts, and what matters is what
+Slurm does with them (array throttles, GPU binding, requeue, the task's environment). A fake
+sbatch would only assert what we believe Slurm does. Debian's slurm-wlm (22.05) runs without
+systemd when each daemon is started in the foreground with its own config, so the whole
+cluster lives in one temporary folder: its own munge key and socket, state, spool and logs,
+ports picked free, nothing in /etc touched and nothing left running.
+
+The node has the machine's CPUs (2 in CI) and two fake GPUs backed by /dev/null and /dev/zero,
+so `--gres=gpu:1` is allocatable and sets CUDA_VISIBLE_DEVICES in the task as on a real GPU
+node. Registered as a plugin (tests/conftest.py `pytest_plugins`); skips, with one line, only
+when the Slurm or munge binaries are absent (`.ci/slurm-setup` installs them in CI).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+NODE = "jqnode"  # slurmd -N: the node's name need not be the machine's, so no DNS is involved
+PARTITION = "jq"
+BINARIES = ("munged", "munge", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "sinfo",
+            "scancel")
+START_TIMEOUT = 60.0
+# Log lines that are noise on this cluster (Debian loads every MPI plugin, and a fresh state
+# folder has no state files): left out of the logs shown on failure.
+NOISE = ("pmix", "MPI: Cannot create context", "state file", "Trying backup state")
+TIMINGS: dict[str, float] = {}  # seconds, printed at the end of the run
+
+
+class SlurmError(RuntimeError):
+    """A Slurm command failed or the cluster did not come up; carries the daemons' logs."""
+
+
+def free_ports(n: int) -> list[int]:
+    """`n` distinct TCP ports free on 127.0.0.1 now (bound together, so never the same one)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def slurm_conf(root: Path, ctld_port: int, slurmd_port: int, cpus: int) -> str:
+    """slurm.conf for one node on 127.0.0.1, with everything stateful under `root`.
+
+    No accounting (no slurmdbd, so no sacct), no cgroups (proctrack/linuxproc, task/none),
+    cons_tres so GPUs are allocated per task, and config_overrides so a CPU count that differs
+    from the hardware's never drains the node.
+    """
+    return f"""\
+ClusterName=journalq
+SlurmctldHost=localhost(127.0.0.1)
+SlurmctldPort={ctld_port}
+SlurmdPort={slurmd_port}
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+AuthInfo=socket={root / "munge" / "munge.socket"},cred_expire=5
+StateSaveLocation={root / "state"}
+SlurmdSpoolDir={root / "spool"}
+SlurmctldPidFile={root / "slurmctld.pid"}
+SlurmdPidFile={root / "slurmd.pid"}
+SlurmctldLogFile={root / "log" / "slurmctld.log"}
+SlurmdLogFile={root / "log" / "slurmd.log"}
+SlurmctldDebug=info
+MailProg=/bin/true
+SlurmdDebug=info
+PlugStackConfig={root / "plugstack.conf"}
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+GresTypes=gpu
+SchedulerType=sched/builtin
+SchedulerParameters=sched_interval=1
+MpiDefault=none
+SwitchType=switch/none
+ReturnToService=2
+SlurmdParameters=config_overrides
+JobRequeue=1
+MinJobAge=600
+KillWait=2
+InactiveLimit=0
+SlurmctldTimeout=30
+SlurmdTimeout=30
+NodeName={NODE} NodeHostname=localhost NodeAddr=127.0.0.1 CPUs={cpus} Gres=gpu:2 State=UNKNOWN
+PartitionName={PARTITION} Nodes={NODE} Default=YES MaxTime=INFINITE State=UP
+"""
+
+
+GRES_CONF = f"""\
+NodeName={NODE} Name=gpu File=/dev/null
+NodeName={NODE} Name=gpu File=/dev/zero
+"""
+
+
+class SlurmCluster:
+    """The running cluster: its folder, the environment for Slurm's commands, and helpers.
+
+    `env` holds SLURM_CONF (and the rest of os.environ); pass it to any subprocess that runs
+    sbatch, squeue or scontrol, as journalq's tests will.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.conf = root / "slurm.conf"
+        self.shared = root / "shared"  # a folder every task can read and write
+        # The submitter's environment passes into the tasks (sbatch --export=ALL): leave out
+        # any Slurm or GPU variables of the machine running pytest, as if on a login node.
+        inherited = {k: v for k, v in os.environ.items()
+                     if not k.startswith("SLURM_") and k != "CUDA_VISIBLE_DEVICES"}
+        self.env = {**inherited, "SLURM_CONF": str(self.conf)}
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.started_in = 0.0  # seconds from first daemon to the node idle
+
+    # -- commands -------------------------------------------------------------------------
+
+    def run(self, *argv: str, check: bool = True,
+            timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        """Run a Slurm command against this cluster; on failure raise with the daemons' logs."""
+        done = subprocess.run([which(argv[0]) or argv[0], *argv[1:]], capture_output=True,
+                              text=True, env=self.env, timeout=timeout, cwd=self.shared)
+        if check and done.returncode != 0:
+            raise SlurmError(f"{' '.join(argv)} exited {done.returncode}: "
+                             f"{done.stderr.strip()}\n{self.logs()}")
+        return done
+
+    def folder(self, name: str) -> Path:
+        """A new empty folder under the shared one, that every task can read and write."""
+        path = self.shared / f"{name}-{time.monotonic_ns()}"
+        path.mkdir(mode=0o777)
+        return path
+
+    def sbatch(self, script_text: str, *args: str, cwd: Path | None = None) -> int:
+        """Submit `script_text` as a batch script with sbatch ARGS; return the job id.
+
+        The script is saved in `cwd` (default: the shared folder), which is also the job's
+        working folder and where its slurm-%A_%a.out files go unless ARGS say otherwise.
+        """
+        cwd = cwd or self.shared
+        script = cwd / f"submit-{time.monotonic_ns()}.sh"
+        script.write_text(script_text)
+        done = self.run("sbatch", "--parsable", f"--chdir={cwd}", *args, str(script))
+        return int(done.stdout.strip().split(";")[0])
+
+    def scontrol(self, *args: str) -> str:
+        """`scontrol ARGS`'s output."""
+        return self.run("scontrol", *args).stdout
+
+    def squeue(self, *args: str) -> list[str]:
+        """`squeue -h ARGS`'s lines (default format: `%i %t`, job id and state)."""
+        fmt = [] if any(a.startswith(("-o", "--format", "-O")) for a in args) else ["-o", "%i %t"]
+        return self.run("squeue", "-h", *fmt, *args).stdout.split("\n")[:-1]
+
+    def wait_all(self, timeout: float = 60, job: int | None = None) -> float:
+        """Wait until squeue shows no job (or none of `job`); return the seconds waited."""
+        start = time.monotonic()
+        args = ["-j", str(job)] if job is not None else []
+        while self.squeue(*args):
+            if time.monotonic() - start > timeout:
+                raise SlurmError(f"jobs still queued after {timeout}s:\n"
+                                 + "\n".join(self.squeue(*args)) + "\n" + self.logs())
+            time.sleep(0.2)
+        return time.monotonic() - start
+
+    def wait_for(self, what: str, predicate: object, timeout: float = 60) -> None:
+        """Poll `predicate()` (a callable) every 0.1 s until true; raise with logs if not."""
+        assert callable(predicate)
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise SlurmError(f"timed out after {timeout}s waiting for {what}\n{self.logs()}")
+            time.sleep(0.1)
+
+    def node_state(self) -> str:
+        """The node's state as sinfo prints it (idle, mix, alloc, down*, ...)."""
+        done = self.run("sinfo", "-h", "-n", NODE, "-o", "%t", check=False)
+        return done.stdout.strip()
+
+    def cancel_all(self) -> None:
+        """Cancel every job (a test's leftovers must not run into the next test)."""
+        self.run("scancel", "--partition", PARTITION, check=False)
+        self.wait_all(timeout=30)
+
+    def logs(self, lines: int = 40) -> str:
+        """The end of every daemon's log (known noise left out), for a failure message."""
+        parts = []
+        for log in sorted((self.root / "log").glob("*")):
+            kept = [line for line in log.read_text(errors="replace").splitlines()
+                    if not any(noise in line for noise in NOISE)]
+            parts.append(f"--- {log} (last {lines} lines) ---\n" + "\n".join(kept[-lines:]))
+        return "\n".join(parts)
+
+    # -- life cycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Write the configs, start munged, slurmctld, slurmd; wait for the node to be idle."""
+        started = time.monotonic()
+        for sub in ("state", "spool", "log", "shared"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o755)  # munged wants its socket's folders executable by all
+        self.shared.chmod(0o777)
+        (self.root / "plugstack.conf").write_text("")  # not /etc/slurm's SPANK plugins
+        (self.root / "gres.conf").write_text(GRES_CONF)  # found beside slurm.conf
+        self._start_munge()
+        for attempt in range(1, 4):
+            try:
+                self._start_slurm()
+                break
+            except SlurmError:
+                # A port picked free may have been taken before slurmctld bound it: new ports.
+                self._stop_daemons("slurmd", "slurmctld")
+                if attempt == 3:
+                    raise
+        self.started_in = time.monotonic() - started
+
+    def _start_slurm(self) -> None:
+        """slurmctld, then slurmd, on two ports free now; wait for the node to be idle."""
+        ctld_port, slurmd_port = free_ports(2)
+        # At least 2 CPUs even on a 1-core machine (config_overrides lets the node claim
+        # them), so two tasks can run at once as on a 2-GPU node.
+        cpus = max(2, os.cpu_count() or 1)
+        self.conf.write_text(slurm_conf(self.root, ctld_port, slurmd_port, cpus))
+        for state in (self.root / "state").iterdir():
+            state.unlink()
+        self._spawn("slurmctld", ["slurmctld", "-D", "-i", "-f", str(self.conf)])
+        self._wait_ready("slurmctld", lambda: self.run("scontrol", "ping",
+                                                       check=False).returncode == 0)
+        self._spawn("slurmd", ["slurmd", "-D", "-N", NODE, "-f", str(self.conf)])
+        self._wait_ready("the node to be idle", lambda: self.node_state() == "idle")
+        # One job through the whole chain (munge credentials, launch, slurmstepd) before any
+        # test: a broken cluster fails here with its logs, and slurmctld's first scheduling
+        # pass, some 3 s after it starts, is not billed to the first test.
+        warm = self.sbatch("#!/bin/sh\ntrue\n", "--output=/dev/null")
+        self._wait_ready("a first job to run", lambda: not self.squeue("-j", str(warm)))
+        state = self.run("scontrol", "show", "job", str(warm)).stdout
+        if "JobState=COMPLETED" not in state:
+            raise SlurmError(f"Slurm test cluster: a first job did not complete:\n{state}\n"
+                             f"{self.logs()}")
+
+    def _start_munge(self) -> None:
+        """munged with its own key and socket: Slurm's daemons and commands authenticate
+        through it (AuthInfo=socket=...), so the machine's /etc/munge is never used."""
+        munge = self.root / "munge"
+        munge.mkdir(mode=0o755)
+        key_dir = munge / "key"
+        key_dir.mkdir(mode=0o700)
+        key = key_dir / "munge.key"
+        key.write_bytes(os.urandom(1024))
+        key.chmod(0o400)  # munged refuses a key readable by others
+        sock = munge / "munge.socket"
+        self._spawn("munged", [
+            "munged", "--foreground", f"--socket={sock}", f"--key-file={key}",
+            f"--pid-file={munge / 'munged.pid'}", f"--seed-file={munge / 'munged.seed'}",
+            f"--log-file={self.root / 'log' / 'munged.log'}", "--num-threads=2",
+        ])
+        self._wait_ready("munged", lambda: subprocess.run(
+            ["munge", "-n", "-S", str(sock)], capture_output=True).returncode == 0)
+
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        """Start a daemon in the foreground (so its pid is ours to stop), output to a log."""
+        out = (self.root / "log" / f"{name}.out").open("wb")
+        self.procs[name] = subprocess.Popen(
+            [which(argv[0]), *argv[1:]], stdin=subprocess.DEVNULL, stdout=out,
+                                            stderr=subprocess.STDOUT, env=self.env,
+                                            start_new_session=True)
+        out.close()
+
+    def _wait_ready(self, what: str, ready: object) -> None:
+        """Wait for `ready()`, failing at once (with logs) if any daemon has exited."""
+        assert callable(ready)
+        deadline = time.monotonic() + START_TIMEOUT
+        while not ready():
+            dead = {n: p.returncode for n, p in self.procs.items() if p.poll() is not None}
+            if dead or time.monotonic() > deadline:
+                reason = f"exited: {dead}" if dead else f"timed out after {START_TIMEOUT}s"
+                raise SlurmError(f"Slurm test cluster: waiting for {what}, {reason}\n"
+                                 f"{self.logs()}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        """Cancel the jobs, then stop slurmd, slurmctld and munged by pid, and kill any task
+        or slurmstepd of this cluster still alive (found by its SLURM_CONF)."""
+        if "slurmctld" in self.procs and self.procs["slurmctld"].poll() is None:
+            try:
+                self.cancel_all()
+            except (SlurmError, subprocess.TimeoutExpired):
+                pass
+        self._stop_daemons("slurmd", "slurmctld", "munged")
+        for pid in self.leftover_pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def _stop_daemons(self, *names: str) -> None:
+        """SIGTERM each daemon we started, by its pid; SIGKILL it after 15 s."""
+        for name in names:
+            proc = self.procs.pop(name, None)
+            if proc is None or proc.poll() is not None:
+                continue
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+
+    def leftover_pids(self) -> list[int]:
+        """Pids of live processes started for this cluster: the daemons, and anything whose
+        environment names this cluster's SLURM_CONF (slurmstepd and the tasks inherit it)."""
+        marker = f"SLURM_CONF={self.conf}".encode()
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                environ = (entry / "environ").read_bytes()
+                status = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if marker in environ.split(b"\0") and status.split(") ")[-1][0] != "Z":
+                pids.append(int(entry.name))
+        return pids
+
+
+def which(program: str) -> str:
+    """`program`'s path, also looking in /usr/sbin, where Debian puts the daemons and where
+    a non-root PATH does not look ("" if absent)."""
+    path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    return shutil.which(program, path=path) or ""
+
+
+def missing_binaries() -> list[str]:
+    """The Slurm and munge programs not installed."""
+    return [b for b in BINARIES if not which(b)]
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[SlurmCluster]:
+    """A running one-node cluster, shared by the session's tests (start-up costs seconds).
+
+    Each test should leave no job queued: call `cluster.cancel_all()` or `wait_all()`.
+    Its folder is a fresh one in /tmp, not pytest's tmp_path: munged wants every folder
+    above its socket to be executable by all, and pytest's are private to their owner.
+    """
+    missing = missing_binaries()
+    if missing:
+        pytest.skip(f"Slurm not installed (no {', '.join(missing)}); .ci/slurm-setup installs it")
+    root = Path(tempfile.mkdtemp(prefix="journalq-slurm-"))
+    cluster = SlurmCluster(root)
+    try:
+        cluster.start()
+        TIMINGS["cluster start-up (munged, slurmctld, slurmd, node idle)"] = cluster.started_in
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test that used the cluster shows the daemons' logs in its report."""
+    outcome = yield
+    report = outcome.get_result()
+    cluster = getattr(item, "funcargs", {}).get("slurm_cluster")
+    if report.failed and isinstance(cluster, SlurmCluster):
+        report.sections.append(("slurm daemons' logs", cluster.logs()))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """How long the cluster took to start and each scenario that recorded its time."""
+    if TIMINGS:
+        terminalreporter.section("slurm timings")
+        width = max(map(len, TIMINGS))
+        for name, seconds in TIMINGS.items():
+            terminalreporter.write_line(f"{name:<{width}}  {seconds:6.1f} s")
