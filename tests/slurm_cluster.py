@@ -16,6 +16,7 @@ when the Slurm or munge binaries are absent (`.ci/slurm-setup` installs them in 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -206,9 +207,11 @@ class SlurmCluster:
         """The end of every daemon's log (known noise left out), for a failure message."""
         parts = []
         for log in sorted((self.root / "log").glob("*")):
+            if log.suffix == ".out" and log.with_suffix(".log").exists():
+                continue  # slurmd writes the same lines to its log file and its output
             kept = [line for line in log.read_text(errors="replace").splitlines()
                     if not any(noise in line for noise in NOISE)]
-            parts.append(f"--- {log} (last {lines} lines) ---\n" + "\n".join(kept[-lines:]))
+            parts.append(f"--- {log.name} (last {lines} lines) ---\n" + "\n".join(kept[-lines:]))
         return "\n".join(parts)
 
     # -- life cycle -----------------------------------------------------------------------
@@ -302,16 +305,12 @@ class SlurmCluster:
         """Cancel the jobs, then stop slurmd, slurmctld and munged by pid, and kill any task
         or slurmstepd of this cluster still alive (found by its SLURM_CONF)."""
         if "slurmctld" in self.procs and self.procs["slurmctld"].poll() is None:
-            try:
+            with contextlib.suppress(SlurmError, subprocess.TimeoutExpired):
                 self.cancel_all()
-            except (SlurmError, subprocess.TimeoutExpired):
-                pass
         self._stop_daemons("slurmd", "slurmctld", "munged")
         for pid in self.leftover_pids():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
     def _stop_daemons(self, *names: str) -> None:
         """SIGTERM each daemon we started, by its pid; SIGKILL it after 15 s."""

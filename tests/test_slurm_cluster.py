@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from slurm_cluster import TIMINGS, SlurmCluster
 
 pytestmark = pytest.mark.slow
@@ -115,9 +114,11 @@ def test_requeue_of_a_running_task_runs_it_again_with_restart_count_1(
 
 ENV_TASK = """\
 #!/bin/bash
-env > "$PWD/env.$SLURM_ARRAY_TASK_ID.tmp"
-: > "${TMPDIR:-/nonexistent}/journalq-probe.$SLURM_JOB_ID" && echo writable >> "$PWD/env.$SLURM_ARRAY_TASK_ID.tmp"
-mv "$PWD/env.$SLURM_ARRAY_TASK_ID.tmp" "$PWD/env.$SLURM_ARRAY_TASK_ID"
+out="$PWD/env.$SLURM_ARRAY_TASK_ID"
+env > "$out.tmp"
+probe="${TMPDIR:-/nonexistent}/journalq-probe.$SLURM_JOB_ID"
+: > "$probe" && rm "$probe" && echo writable >> "$out.tmp"
+mv "$out.tmp" "$out"
 """
 
 
