@@ -17,6 +17,7 @@ when the Slurm or munge binaries are absent (`.ci/slurm-setup` installs them in 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -34,6 +35,8 @@ PARTITION = "jq"
 BINARIES = ("munged", "munge", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "sinfo",
             "scancel")
 START_TIMEOUT = 60.0
+PR_SET_PDEATHSIG = 1  # prctl(2)
+PREFIX = "journalq-slurm-"  # the clusters' folders in /tmp
 # Log lines that are noise on this cluster (Debian loads every MPI plugin, and a fresh state
 # folder has no state files): left out of the logs shown on failure.
 NOISE = ("pmix", "MPI: Cannot create context", "state file", "Trying backup state")
@@ -203,6 +206,14 @@ class SlurmCluster:
         self.run("scancel", "--partition", PARTITION, check=False)
         self.wait_all(timeout=30)
 
+    def reset(self) -> None:
+        """Cancel every job and bring the node back to idle (resumed if a test drained it)."""
+        self.cancel_all()
+        if self.node_state() != "idle":
+            self.run("scontrol", "update", f"NodeName={NODE}", "State=RESUME", check=False)
+            self.wait_for("the node to be idle again", lambda: self.node_state() == "idle",
+                          timeout=30)
+
     def logs(self, lines: int = 40) -> str:
         """The end of every daemon's log (known noise left out), for a failure message."""
         parts = []
@@ -285,8 +296,8 @@ class SlurmCluster:
         out = (self.root / "log" / f"{name}.out").open("wb")
         self.procs[name] = subprocess.Popen(
             [which(argv[0]), *argv[1:]], stdin=subprocess.DEVNULL, stdout=out,
-                                            stderr=subprocess.STDOUT, env=self.env,
-                                            start_new_session=True)
+            stderr=subprocess.STDOUT, env=self.env, start_new_session=True,
+            preexec_fn=die_with_parent)
         out.close()
 
     def _wait_ready(self, what: str, ready: object) -> None:
@@ -355,18 +366,53 @@ def missing_binaries() -> list[str]:
     return [b for b in BINARIES if not which(b)]
 
 
+def started_at(pid: int) -> str:
+    """When process `pid` started (clock ticks after boot), "" if it is gone: a pid and
+    this name one process, even after the pid is reused."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def sweep_stale() -> None:
+    """Remove the clusters of earlier runs that died without tearing down (SIGKILL, timeout):
+    their daemons died with them (die_with_parent), but tasks still running and their
+    slurmstepd live on. A cluster whose owner (the pytest that made it) lives is left alone."""
+    for root in Path(tempfile.gettempdir()).glob(f"{PREFIX}*"):
+        try:
+            pid, start = (root / "owner").read_text().split()
+        except (OSError, ValueError):
+            continue  # being made right now, or not ours
+        if started_at(int(pid)) == start:
+            continue
+        for leftover in SlurmCluster(root).leftover_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(leftover, signal.SIGKILL)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def die_with_parent() -> None:
+    """In a daemon about to start: have the kernel SIGTERM it if pytest dies (a killed or
+    timed-out run), so no daemon outlives the run that started it."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 @pytest.fixture(scope="session")
-def slurm_cluster() -> Iterator[SlurmCluster]:
+def slurm_cluster_session() -> Iterator[SlurmCluster]:
     """A running one-node cluster, shared by the session's tests (start-up costs seconds).
 
-    Each test should leave no job queued: call `cluster.cancel_all()` or `wait_all()`.
-    Its folder is a fresh one in /tmp, not pytest's tmp_path: munged wants every folder
-    above its socket to be executable by all, and pytest's are private to their owner.
+    Tests use `slurm_cluster`, which also cleans up after each test. Its folder is a fresh
+    one in /tmp, not pytest's tmp_path: munged wants every folder above its socket to be
+    executable by all, and pytest's are private to their owner.
     """
     missing = missing_binaries()
     if missing:
         pytest.skip(f"Slurm not installed (no {', '.join(missing)}); .ci/slurm-setup installs it")
-    root = Path(tempfile.mkdtemp(prefix="journalq-slurm-"))
+    sweep_stale()
+    root = Path(tempfile.mkdtemp(prefix=PREFIX))
+    (root / "owner").write_text(f"{os.getpid()} {started_at(os.getpid())}")
     cluster = SlurmCluster(root)
     try:
         cluster.start()
@@ -375,6 +421,14 @@ def slurm_cluster() -> Iterator[SlurmCluster]:
     finally:
         cluster.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def slurm_cluster(slurm_cluster_session: SlurmCluster) -> Iterator[SlurmCluster]:
+    """The session's cluster, handed to the next test clean: no job queued or running
+    (a failed test's `sleep 300` would otherwise hold a GPU) and the node idle again."""
+    yield slurm_cluster_session
+    slurm_cluster_session.reset()
 
 
 @pytest.hookimpl(hookwrapper=True)
