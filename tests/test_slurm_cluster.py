@@ -108,8 +108,9 @@ def test_requeue_of_a_running_task_runs_it_again_with_restart_count_1(
     TIMINGS["requeue scenario"] = time.monotonic() - start
 
     assert sorted(p.name for p in folder.glob("run.*")) == ["run.0.0", "run.1.0", "run.1.1"]
-    shown = slurm_cluster.scontrol("show", "job", f"{job}_1")
-    assert "Restarts=1" in shown and "JobState=COMPLETED" in shown, shown
+    tasks = {task["ArrayTaskId"]: task for task in slurm_cluster.jobs(job)}
+    assert ("COMPLETED", "0") == (tasks["0"]["JobState"], tasks["0"]["Restarts"])
+    assert ("COMPLETED", "1") == (tasks["1"]["JobState"], tasks["1"]["Restarts"])
 
 
 ENV_TASK = """\
