@@ -42,6 +42,7 @@ PREFIX = "journalq-slurm-"  # the clusters' folders in /tmp
 NOISE = ("pmix", "MPI: Cannot create context", "state file", "Trying backup state",
          "Unauthorized credential for client")
 TIMINGS: dict[str, float] = {}  # seconds, printed at the end of the run
+NOTES: list[str] = []  # what tests observed of the cluster, printed at the end of the run
 FIELD = re.compile(r"(\w[\w:/]*)=(.*?)(?= \w[\w:/]*=|$)")  # scontrol -o's Key=value
 
 
@@ -383,9 +384,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """How long the cluster took to start and each scenario that recorded its time."""
-    if TIMINGS:
-        terminalreporter.section("slurm timings")
-        width = max(map(len, TIMINGS))
+    """How long the cluster took to start and each scenario that recorded its time, and what
+    the tests noted of it."""
+    if TIMINGS or NOTES:
+        terminalreporter.section("slurm test cluster")
+        width = max(map(len, TIMINGS), default=0)
         for name, seconds in TIMINGS.items():
             terminalreporter.write_line(f"{name:<{width}}  {seconds:6.1f} s")
+        for note in NOTES:
+            terminalreporter.write_line(note)

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from slurm_cluster import TIMINGS, SlurmCluster
+from slurm_cluster import NOTES, TIMINGS, SlurmCluster
 
 pytestmark = pytest.mark.slow
 
@@ -51,6 +51,8 @@ def most_at_once(spans: list[tuple[float, float]]) -> int:
 
 
 def test_array_throttle_runs_two_at_once_on_different_gpus(slurm_cluster: SlurmCluster) -> None:
+    """All 6 tasks of `--array=0-5%2 --gres=gpu:1` run, never more than 2 at once, and two
+    tasks running together were handed different GPUs (CUDA_VISIBLE_DEVICES 0 and 1)."""
     folder = slurm_cluster.folder("array")
     start = time.monotonic()
     job = slurm_cluster.sbatch(GPU_TASK.format(sleep=2), "--array=0-5%2", "--gres=gpu:1",
@@ -94,6 +96,8 @@ fi
 
 def test_requeue_of_a_running_task_runs_it_again_with_restart_count_1(
         slurm_cluster: SlurmCluster) -> None:
+    """`scontrol requeue JOB_TASK` of a running array task kills it and runs it again, with
+    SLURM_RESTART_COUNT=1; the other task runs once."""
     folder = slurm_cluster.folder("requeue")
     start = time.monotonic()
     job = slurm_cluster.sbatch(REQUEUE_TASK, "--array=0-1", cwd=folder)
@@ -123,8 +127,7 @@ mv "$out.tmp" "$out"
 """
 
 
-def test_task_environment(slurm_cluster: SlurmCluster, capsys: pytest.CaptureFixture[str]
-                          ) -> None:
+def test_task_environment(slurm_cluster: SlurmCluster) -> None:
     """What a task can read: its array ids, the submitter's variables, TMPDIR.
 
     Slurm itself never sets SLURM_TMPDIR (sites do, in a prolog or job_container/tmpfs), and
@@ -149,7 +152,6 @@ def test_task_environment(slurm_cluster: SlurmCluster, capsys: pytest.CaptureFix
         assert "SLURM_RESTART_COUNT" not in env  # only set once a job has been requeued
         assert "CUDA_VISIBLE_DEVICES" not in env  # no --gres, no GPU
         seen[task] = env
-    with capsys.disabled():
-        print(f"\n  task environment: TMPDIR={seen[3].get('TMPDIR')!r}, "
-              f"SLURM_TMPDIR={seen[3].get('SLURM_TMPDIR')!r}, "
-              f"SLURM_JOB_ID={seen[3]['SLURM_JOB_ID']} for array {job}_3")
+    NOTES.append(f"task environment: TMPDIR={seen[3].get('TMPDIR')!r}, "
+                 f"SLURM_TMPDIR={seen[3].get('SLURM_TMPDIR')!r}, "
+                 f"SLURM_JOB_ID={seen[3]['SLURM_JOB_ID']} in array task {job}_3")
