@@ -48,12 +48,12 @@ class Misfit:
 class Subject(enum.Enum):
     """What a transition reads and returns; the fold knows where each lives."""
 
-    QUEUE = "the queue's name and config (a Queue without jobs)"
-    NEW_JOB = "the job the event adds, or None if it is new"
-    JOB = "the job the event is about (an event for an unknown job never reaches the rule)"
-    SESSION = "the session that wrote the event, or None; the result None changes nothing"
-    BEAT = "the job's running attempt (number, session) or None, and its unfolded beat"
-    NEWER = "nothing: the result is the label of an event from a newer journalq"
+    QUEUE = enum.auto()  # the queue's name and config: a Queue without jobs
+    NEW_JOB = enum.auto()  # the job the event adds, or None if it is new
+    JOB = enum.auto()  # the job the event is about (the fold refuses unknown jobs itself)
+    SESSION = enum.auto()  # the session that wrote it, or None; a result None changes nothing
+    BEAT = enum.auto()  # the job's running (attempt, session) or None, and its unfolded Beat
+    NEWER = enum.auto()  # None; the result is the label of a newer journalq's event type
 
 
 @attrs.frozen
