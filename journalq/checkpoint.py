@@ -78,6 +78,7 @@ def rows(state: FoldState) -> dict[str, Any]:
         "beats": {job: list(beat) for job, beat in state.beats.items()},
         "count": state.count,
         "seen": dict(state.seen),
+        "newest": dict(state.newest),
         "last": list(state.last),
     }
 
@@ -94,6 +95,7 @@ def state_of(document: dict[str, Any]) -> FoldState:
         unknown=frozenset(document["unknown"]),
         beats={job: (int(b[0]), str(b[1]), b[2]) for job, b in document["beats"].items()},
         count=int(document["count"]), seen=dict(document["seen"]),
+        newest=dict(document["newest"]),
         last=(str(ts), str(event_id)),
     )
 

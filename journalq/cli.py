@@ -11,31 +11,22 @@ from typing import TYPE_CHECKING, NoReturn
 
 from journalq import __version__
 from journalq.errors import (
+    EXIT_BROKEN_PIPE,
+    EXIT_INTERNAL,
     EXIT_JOURNAL,
     EXIT_SIGINT,
+    EXIT_TABLE,
     EXIT_USAGE,
     JournalqError,
     UsageError,
 )
-
-EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in journalq, not in the input
-EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a reader that went away
+from journalq.render import Console
 
 if TYPE_CHECKING:  # commands are imported when dispatched, to keep start-up fast
-    from journalq.workspace import Console
+    from journalq.opened import Opened
 
-EXIT_CODES = """\
-exit codes:
-  0    success (run: every job is done)
-  1    run: at least one job failed (see the summary and its log)
-  2    usage error: bad flags, unknown job id, missing --state/--config
-  3    config error: the file, line or field is named
-  4    journal error: corrupt, unwritable, fsync failed, or written by a newer journalq
-  5    busy: another journalq holds the journal, or another runner looks alive
-  6    decision needed: orphaned jobs (use --resume) or changed specs (use --trust)
-  70   internal error (a bug: rerun with JOURNALQ_DEBUG=1 and report it)
-  129/130/143  run was stopped by SIGHUP / SIGINT (Ctrl-C) / SIGTERM
-"""
+EXIT_CODES = "exit codes:\n" + "".join(f"  {row.codes:<12} {row.meaning}\n"
+                                       for row in EXIT_TABLE)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -122,9 +113,8 @@ _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
 }
 
 
-def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
-    """The command line's grammar. Only the subcommand named in `argv` gets its arguments:
-    building all of them costs `journalq status` a tenth of its start-up."""
+def _parser() -> argparse.ArgumentParser:
+    """The command line's grammar."""
     parser = _Parser(
         prog="journalq",
         description="A crash-safe experiment queue: every transition is an fsync'd line in "
@@ -134,13 +124,11 @@ def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"journalq {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                      parser_class=_Parser)
-    wanted = next((word for word in argv if not word.startswith("-")), None)
     for name, (help_text, add_arguments) in _COMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text,
                                   epilog=EXIT_CODES,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-        if wanted in (name, None) or wanted not in _COMMANDS:
-            add_arguments(sub)
+        add_arguments(sub)
     return parser
 
 
@@ -158,7 +146,7 @@ def _seconds(text: str) -> float:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run journalq with `argv` (default: the process's) and return its exit code."""
     words = sys.argv[1:] if argv is None else list(argv)
-    args = _parser(words).parse_args(words)
+    args = _parser().parse_args(words)
     console = _console()
     try:
         return _dispatch(args, console)
@@ -188,45 +176,58 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace, console: Console) -> int:
-    from journalq import commands
-
-    if args.command == "init":
-        return commands.init(args.config, args.state, console, args.sync_dir)
-    if args.command == "status":
-        return commands.status(args.state, args.config, args.json, args.stale_seconds, console,
-                               args.sync_dir)
-    if args.command == "recover":
-        from journalq import recovery
-
-        return recovery.recover(args.state, args.config, args.stale_seconds, args.dry_run,
-                                args.force, console, args.sync_dir)
-    if args.command == "retry":
-        if args.failed and args.jobs:
-            raise UsageError("give --failed or job ids, not both")
-        return commands.retry(args.state, args.config, args.jobs, args.failed, console,
-                              args.sync_dir)
-    if args.command == "cancel":
-        return commands.cancel(args.state, args.config, args.jobs, console, args.sync_dir)
-    if args.command == "sync":
-        return commands.sync(args.state, args.config, args.sync_dir, console)
-    if args.command == "repair":
+    command = args.command
+    if command == "repair":
         from journalq import repair
-        from journalq.workspace import resolve
+        from journalq.opened import open_queue
 
-        path, _ = resolve(args.state, args.config)
-        return repair.repair(path, salvage=args.salvage, dry_run=args.dry_run, say=console.out)
-    if args.command == "run":
-        from journalq import batch
+        opened = open_queue(console=console, state=args.state, config=args.config)
+        return repair.repair(opened.path, salvage=args.salvage, dry_run=args.dry_run,
+                             say=console.out)
+    opened = _opened(args, console)
+    if command == "init":
+        from journalq.commands.init import init
 
-        return batch.run(args.config, args.state, resume=args.resume,
-                         stale_seconds=args.stale_seconds, force=args.force, trust=args.trust,
-                         quiet=args.quiet, console=console, sync_dir=args.sync_dir)
-    raise UsageError(f"unknown command {args.command}")
+        return init(opened)
+    if command == "status":
+        from journalq.commands.status import status
+
+        return status(opened, as_json=args.json, stale_seconds=args.stale_seconds)
+    if command == "recover":
+        from journalq.commands.recover import recover
+
+        return recover(opened, stale_seconds=args.stale_seconds, dry_run=args.dry_run,
+                       force=args.force)
+    if command == "retry":
+        from journalq.commands.edit import retry
+
+        return retry(opened, job_ids=args.jobs, failed=args.failed)
+    if command == "cancel":
+        from journalq.commands.edit import cancel
+
+        return cancel(opened, job_ids=args.jobs)
+    if command == "sync":
+        from journalq.commands.sync import sync
+
+        return sync(opened)
+    if command == "run":
+        from journalq.commands.run import run
+
+        return run(opened, resume=args.resume, stale_seconds=args.stale_seconds,
+                   force=args.force, trust=args.trust, quiet=args.quiet)
+    raise UsageError(f"unknown command {command}")
+
+
+def _opened(args: argparse.Namespace, console: Console) -> Opened:
+    """The queue the command line names, built once for the command."""
+    from journalq.opened import open_queue
+
+    return open_queue(console=console, state=args.state, config=args.config,
+                      sync_dir=args.sync_dir,
+                      must_exist=args.command not in ("init", "run", "sync"))
 
 
 def _console() -> Console:
-    from journalq.workspace import Console
-
     def out(text: str) -> None:
         print(text, flush=True)
 

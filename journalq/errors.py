@@ -7,6 +7,8 @@ into exit codes.
 
 from __future__ import annotations
 
+import attrs
+
 EXIT_OK = 0
 EXIT_JOBS_FAILED = 1
 EXIT_USAGE = 2
@@ -14,9 +16,37 @@ EXIT_CONFIG = 3
 EXIT_JOURNAL = 4
 EXIT_BUSY = 5
 EXIT_DECISION = 6
+EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in journalq, not in the input
 EXIT_SIGHUP = 129
 EXIT_SIGINT = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a reader that went away
 EXIT_SIGTERM = 143
+
+
+@attrs.frozen
+class ExitCode:
+    """One documented exit status: `journalq --help` prints the table, the README holds the
+    same rows (a test compares them), and commands return these constants only."""
+
+    codes: str
+    meaning: str
+
+
+EXIT_TABLE = (
+    ExitCode("0", "success (run: every selected job is done, or cancelled)"),
+    ExitCode("1", "run: at least one job failed (see the summary and its log)"),
+    ExitCode("2", "usage error: bad flags, unknown job id, missing --state/--config"),
+    ExitCode("3", "config error: the file, line or field is named"),
+    ExitCode("4", "journal error: corrupt, not a journal, unwritable, fsync failed, disk "
+                  "full, written by a newer journalq, unreadable sync folder"),
+    ExitCode("5", "busy: another journalq holds the journal, or another runner looks alive"),
+    ExitCode("6", "decision needed: orphaned jobs (use --resume), changed specs (use "
+                  "--trust), or a run card of an attempt the journal never saw"),
+    ExitCode("70", "internal error (a bug: rerun with JOURNALQ_DEBUG=1 and report it)"),
+    ExitCode("129/130/143", "stopped by SIGHUP (or a closed terminal) / SIGINT (Ctrl-C) / "
+                            "SIGTERM"),
+    ExitCode("141", "the reader of journalq's output went away (`journalq status | head`)"),
+)
 
 
 class JournalqError(Exception):

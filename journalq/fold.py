@@ -61,6 +61,7 @@ class FoldState:
     beats: Mapping[str, Beat]  # job id -> its newest heartbeat not yet folded in
     count: int  # events fed
     seen: Mapping[str, str]  # session -> ts of its newest event
+    newest: Mapping[str, str]  # session -> id of its newest event
     last: tuple[str, str]  # (ts, id) of the newest event
 
 
@@ -82,7 +83,8 @@ class Fold:
         self._running: dict[str, tuple[int, str]] = {}  # job id -> (attempt, its session)
         self._counts = dict.fromkeys(Status, 0)
         self._count = 0
-        self._seen: dict[str, str] = {}
+        self._seen: dict[str, str] = {}  # session -> ts of its newest event
+        self._newest: dict[str, str] = {}  # session -> id of its newest event
         self._last: tuple[str, str] = ("", "")
 
     # ---- feeding ------------------------------------------------------------------------
@@ -141,6 +143,7 @@ class Fold:
         self._last = key
         self._count += 1
         self._seen[session] = ts
+        self._newest[session] = event_id
 
     def _job_event(self, rule: tr.Rule[Any, Any], event: ev.Event) -> None:
         job_id: str = event.job  # type: ignore[attr-defined]
@@ -212,6 +215,21 @@ class Fold:
         """How many jobs are in each status now."""
         return dict(self._counts)
 
+    def coverage(self) -> dict[str, int]:
+        """Each session's highest sequence number folded: since every journal holds a prefix
+        of each session's events, this says exactly which events it holds."""
+        found: dict[str, int] = {}
+        for session, event_id in self._newest.items():
+            seq = event_id.rpartition(":")[2]
+            # ASCII digits only: `isdigit` is also true of "²", which int() refuses.
+            if seq.isascii() and seq.isdigit():
+                found[session] = int(seq)
+        return found
+
+    def last_key(self) -> tuple[str, str]:
+        """The (ts, id) of the last event fed: what the next one must sort after."""
+        return self._last
+
     def event_count(self) -> int:
         """How many events were fed."""
         return self._count
@@ -242,7 +260,7 @@ class Fold:
             header=self._header, jobs=tuple(self._jobs.values()),
             sessions=tuple(self._sessions.values()), anomalies=tuple(self._anomalies.values()),
             unknown=frozenset(self._unknown), beats=dict(self._beats), count=self._count,
-            seen=dict(self._seen), last=self._last,
+            seen=dict(self._seen), newest=dict(self._newest), last=self._last,
         )
 
     @classmethod
@@ -258,6 +276,7 @@ class Fold:
         fold._beats = dict(state.beats)
         fold._count = state.count
         fold._seen = dict(state.seen)
+        fold._newest = dict(state.newest)
         fold._last = state.last
         return fold
 

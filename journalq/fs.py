@@ -12,6 +12,8 @@ import os
 from collections.abc import Iterator
 from typing import Protocol
 
+from journalq.timestamps import format_ts
+
 CHUNK = 1 << 20
 
 
@@ -64,6 +66,10 @@ class FileSystem(Protocol):
 
     def exists(self, path: str) -> bool:
         """Whether `path` exists."""
+        ...
+
+    def stat(self, path: str) -> os.stat_result:
+        """The file's metadata (following a symlink); FileNotFoundError if it is missing."""
         ...
 
     def makedirs(self, path: str) -> None:
@@ -128,6 +134,9 @@ class RealFileSystem:
     def exists(self, path: str) -> bool:
         return os.path.exists(path)
 
+    def stat(self, path: str) -> os.stat_result:
+        return os.stat(path)
+
     def makedirs(self, path: str) -> None:
         missing = []
         folder = os.path.abspath(path)
@@ -152,3 +161,15 @@ def _fsync_dir(path: str) -> None:
 
 
 REAL: FileSystem = RealFileSystem()
+
+
+def aside_path(fs: FileSystem, path: str, kind: str, micros: int) -> str:
+    """`<path>.<kind>-<time>` (a torn tail moved aside, a repair's backup), never the name
+    of a file already there: a clock that went back must not overwrite a saved copy."""
+    stamp = format_ts(micros).replace(":", "").replace("-", "")
+    candidate = f"{path}.{kind}-{stamp}"
+    number = 1
+    while fs.exists(candidate):
+        number += 1
+        candidate = f"{path}.{kind}-{stamp}-{number}"
+    return candidate

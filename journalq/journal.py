@@ -10,8 +10,8 @@ Guarantees, each guarding a known failure:
   dirty pages and a second fsync can succeed without them (PostgreSQL's "fsyncgate", 2018).
 - One writer per journal per host (`journalq.lock`).
 
-Reading lives in `journalq.reader`; its names are re-exported here for callers that read
-and write.
+The writer is handed the function that reads and folds the journal (`checkpoint.replay`,
+the one way every command folds one), so writing sits below reading, not on top of it.
 """
 
 from __future__ import annotations
@@ -21,36 +21,23 @@ import errno
 import os
 import posixpath
 import signal
-import time
 from collections.abc import Callable
 
 import attrs
 
-from journalq import checkpoint, codec, host
+from journalq import codec
 from journalq import events as ev
+from journalq.clock import now_micros
 from journalq.errors import JournalError
 from journalq.fold import Folder
-from journalq.fs import REAL, FileSystem
-from journalq.lock import Holder, LeftRunning, acquire, left_running, lock_path, write_holder
-from journalq.reader import (
-    BadLine,
-    Reader,
-    ReadReport,
-    decode_line,
-    replay,
-    tail_warning,
-)
+from journalq.fs import REAL, FileSystem, aside_path
+from journalq.lock import Holder, LeftRunning, acquire, holder_here, left_running, write_holder
+from journalq.reader import ReadReport
+from journalq.reader import replay as reader_replay
 from journalq.timestamps import format_ts, parse_ts_micros
 
-__all__ = [
-    "BadLine", "JournalError", "ReadReport", "Reader", "Writer", "decode_line", "format_ts",
-    "lock_path", "now_micros", "parse_ts_micros", "replay", "tail_warning",
-]
-
-
-def now_micros() -> int:
-    """The wall clock, in microseconds since the epoch."""
-    return time.time_ns() // 1000
+# Reads and folds a journal: what the writer is handed (see the module docstring).
+Replay = Callable[[str, FileSystem], tuple[Folder, ReadReport]]
 
 
 class Writer:
@@ -58,7 +45,7 @@ class Writer:
 
     def __init__(self, path: str, fs: FileSystem, lock_fd: int, folder: Folder,
                  report: ReadReport, session: str, left_running: LeftRunning | None,
-                 clock: Callable[[], int]) -> None:
+                 clock: Callable[[], int], replay: Replay) -> None:
         self.path = path
         self.fs = fs
         self.session = session
@@ -67,17 +54,22 @@ class Writer:
         self.folder = folder
         self._lock_fd = lock_fd
         self._clock = clock
+        self._replay = replay
         self._floor = parse_ts_micros(report.last_ts) if report.last_ts else 0
         self._seq = 0
         self._fd: int | None = None
         self._size = report.good_size
         self.lines = report.lines
+        # The bytes the fold describes: behind `_size` only while merged lines that sorted
+        # before the fold's last event wait for `reload`. A checkpoint saves this mark, never
+        # `_size`, so it describes exactly the bytes it covers whatever interrupts a merge.
+        self._folded = (report.good_size, report.lines, report.last_ts)
         self._broken: str | None = None
         self._holder: Holder | None = None
 
     @classmethod
-    def open(cls, path: str, *, session: str, command: str, fs: FileSystem = REAL,
-             clock: Callable[[], int] = now_micros) -> Writer:
+    def open(cls, path: str, *, session: str, command: str, replay: Replay = reader_replay,
+             fs: FileSystem = REAL, clock: Callable[[], int] = now_micros) -> Writer:
         """Lock the journal, read it whole, and get ready to append.
 
         Refuses (BusyError) if another process holds the lock, and (JournalError) if the
@@ -91,7 +83,7 @@ class Writer:
                                f"{exc.strerror}") from None
         lock_fd, record = acquire(path)
         try:
-            folder, report = _replay_if_present(path, fs)
+            folder, report = _replay_if_present(path, fs, replay)
             if report.newer_types:
                 raise JournalError(
                     f"{path} holds events this journalq does not know "
@@ -99,11 +91,8 @@ class Writer:
                     "journalq to write to it; `journalq status` still reads it"
                 )
             writer = cls(path, fs, lock_fd, folder, report, session, left_running(record),
-                         clock)
-            writer._holder = Holder(
-                pid=os.getpid(), host=host.hostname(), boot_id=host.boot_id(),
-                since=format_ts(clock()), command=command, session=session,
-            )
+                         clock, replay)
+            writer._holder = holder_here(command, session, clock())
             write_holder(lock_fd, writer._holder, writer.left_running)
             writer._open_for_append()
         except BaseException:
@@ -129,12 +118,7 @@ class Writer:
     def _move_tail_aside(self) -> None:
         """Copy the torn tail to `<journal>.torn-<time>`, then cut it off the journal."""
         tail = b"".join(self.fs.read(self.path, self.report.good_size))
-        stamp = format_ts(self._clock()).replace(":", "").replace("-", "")
-        aside = f"{self.path}.torn-{stamp}"
-        number = 1
-        while self.fs.exists(aside):  # a clock that went back must not overwrite a saved tail
-            number += 1
-            aside = f"{self.path}.torn-{stamp}-{number}"
+        aside = aside_path(self.fs, self.path, "torn", self._clock())
         self.fs.write_file(aside, tail)
         self.fs.fsync_dir(posixpath.dirname(self.path) or ".")
         fd = self.fs.open_append(self.path)
@@ -164,10 +148,50 @@ class Writer:
         jobs: five hundred fsyncs would cost a second for nothing). Each is still one whole
         line; a crash midway leaves some of them, each whole, and a torn tail."""
         stamped = [self.stamp(event) for event in events]
+        in_step = self._folded[0] == self._size
         self.append_line(b"".join(codec.encode(event) for event in stamped))
         for event in stamped:
             self.folder.feed(event)
+        if in_step:
+            self._folded = (self._size, self.lines, stamped[-1].ts if stamped else "")
         return stamped
+
+    def append_foreign(self, entries: list[tuple[bytes, ev.Event]],
+                       chunk_bytes: int = 1 << 20) -> None:
+        """Append other sessions' events (a merge), given in (ts, id) order as their lines
+        without newline, in a few large writes with one fsync each.
+
+        Events that sort after everything folded so far are fed to the live fold as they
+        become durable; the first that does not (a copy older than what we have) leaves the
+        fold to `reload` at the end, and the folded mark where it was.
+        """
+        in_order = self._folded[0] == self._size
+        start = 0
+        while start < len(entries):
+            end, size = start, 0
+            while end < len(entries) and (size < chunk_bytes or end == start):
+                size += len(entries[end][0]) + 1
+                end += 1
+            chunk = entries[start:end]
+            self.append_line(b"".join(line + b"\n" for line, _ in chunk))
+            for _, event in chunk:
+                ts = event.ts
+                if in_order and (ts, event.id) > self.folder.last_key():
+                    self.folder.feed(event)
+                else:
+                    in_order = False
+                if ts > format_ts(self._floor):
+                    self._floor = parse_ts_micros(ts)
+            if in_order:
+                self._folded = (self._size, self.lines, chunk[-1][1].ts)
+            start = end
+        if not in_order:
+            self.reload()
+
+    @property
+    def folded(self) -> tuple[int, int, str]:
+        """(bytes, lines, newest timestamp) of the journal that the fold describes."""
+        return self._folded
 
     def append_line(self, line: bytes) -> None:
         """Append whole encoded lines and fsync them (merge uses this for foreign events)."""
@@ -222,9 +246,10 @@ class Writer:
     def reload(self) -> None:
         """Refold the journal from the file, after lines were appended out of order (a
         merge); the clock floor rises to the newest timestamp seen."""
-        self.folder, report = replay(self.path, self.fs)
+        self.folder, report = self._replay(self.path, self.fs)
         if report.last_ts:
             self._floor = max(self._floor, parse_ts_micros(report.last_ts))
+        self._folded = (report.good_size, report.lines, report.last_ts)
 
     def record_child(self, job: str | None, pid: int | None, start: int | None) -> None:
         """Note in the lock file which process group runs now, so a later runner can stop
@@ -259,7 +284,7 @@ class Writer:
         self.close()
 
 
-def _replay_if_present(path: str, fs: FileSystem) -> tuple[Folder, ReadReport]:
+def _replay_if_present(path: str, fs: FileSystem, replay: Replay) -> tuple[Folder, ReadReport]:
     if not fs.exists(path):
         return Folder(), ReadReport(path, 0, 0, 0, "", (), True)
-    return checkpoint.replay(path, fs)
+    return replay(path, fs)

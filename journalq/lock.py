@@ -18,6 +18,7 @@ import attrs
 
 from journalq import host
 from journalq.errors import BusyError, JournalError
+from journalq.timestamps import format_ts
 
 
 def lock_path(path: str) -> str:
@@ -68,6 +69,12 @@ class LeftRunning:
     pid: int
     start: int
     boot_id: str
+
+
+def holder_here(command: str, session: str, micros: int) -> Holder:
+    """This process as the lock's holder, for `command` in `session`, since `micros`."""
+    return Holder(pid=os.getpid(), host=host.hostname(), boot_id=host.boot_id(),
+                  since=format_ts(micros), command=command, session=session)
 
 
 def acquire(path: str) -> tuple[int, dict[str, Any] | None]:

@@ -195,6 +195,34 @@ def runners_elsewhere(queue: Queue, seen: Observations) -> list[RemoteRunner]:
     return found
 
 
+def runner_to_yield_to(queue: Queue, me: str, seen: Observations,
+                       live_here: frozenset[str] = frozenset(),
+                       ignore: frozenset[str] = frozenset()) -> RemoteRunner | None:
+    """Another `run` session of the queue that may still be alive and started before
+    session `me`: two runners that met through a lagging sync folder must not both go on,
+    and the later one (by `(started, id)`, which both see alike) is the one that yields.
+
+    Elsewhere, a session is alive while it has not ended and was heard from within
+    `stale_seconds`; on this machine, while its process is (`live_here`). Sessions the
+    operator declared gone (`ignore`: `--force`) are not waited for.
+    """
+    mine = queue.sessions.get(me)
+    if mine is None:
+        return None
+    for info in queue.sessions.values():
+        if info.id == me or info.id in ignore or info.command != "run" or info.ended:
+            continue
+        if (info.started, info.id) >= (mine.started, mine.id):
+            continue
+        age = seconds_between(info.last_seen or info.started, seen.now)
+        if info.boot_id == seen.boot_id:
+            if info.id in live_here:
+                return RemoteRunner(info.id, info.host, age)
+        elif age < seen.stale_seconds:
+            return RemoteRunner(info.id, info.host, age)
+    return None
+
+
 # ---- running jobs -------------------------------------------------------------------------
 
 def next_attempt_number(job: Job) -> int:

@@ -1,31 +1,24 @@
-"""Settling jobs whose runner is gone: what the process table and run cards say, and the
-`recover` command. `run --resume` does the same before it runs anything."""
+"""Settling jobs whose runner is gone: what the process table and run cards say, turned
+into the events `policy` decides. `recover` and `run --resume` both settle through here."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from journalq import defaults, host, policy, render
 from journalq.card import read_card
-from journalq.errors import EXIT_OK, DecisionNeeded
+from journalq.errors import DecisionNeeded
+from journalq.render import Console
 from journalq.state import Queue, Status
-from journalq.workspace import (
-    Console,
-    mirror_for,
-    queue_name,
-    read_with_copies,
-    resolve,
-    stale_threshold,
-    utc_now,
-    writing,
-)
 
 if TYPE_CHECKING:
     from journalq.session import Session
 
 
-def observe(queue: Queue, stale_seconds: float, force: bool = False) -> policy.Observations:
+def observe(queue: Queue, now: datetime, stale_seconds: float,
+            force: bool = False) -> policy.Observations:
     """What the process table and run cards say about the queue's `running` jobs."""
     live: set[str] = set()
     cards: dict[str, policy.RunCard] = {}
@@ -40,7 +33,7 @@ def observe(queue: Queue, stale_seconds: float, force: bool = False) -> policy.O
         if card is not None and card.job == job.id:
             cards[job.id] = card
     return policy.Observations(
-        now=utc_now(), boot_id=host.boot_id(), stale_seconds=stale_seconds,
+        now=now, boot_id=host.boot_id(), stale_seconds=stale_seconds,
         live_sessions=frozenset(live), cards=cards, force=force,
     )
 
@@ -61,14 +54,14 @@ def recover_orphans(session: Session, orphans: Sequence[policy.Orphan],
                     seen: policy.Observations, console: Console,
                     grace_seconds: float = defaults.DEFAULT_GRACE_SECONDS) -> int:
     """Settle jobs whose runner is gone; first stop a job it left running on this host."""
-    left = session.writer.left_running
+    left = session.left_running
     if left is not None and left.job in {orphan.job.id for orphan in orphans}:
         from journalq.runner import kill_orphan
 
         if kill_orphan(left.pid, left.start, grace_seconds):
             console.warn(f"stopped process group {left.pid} of job {left.job}, left running "
                          "by a runner that was killed")
-        session.writer.forget_left_running()
+        session.forget_left_running()
     events = policy.recover(orphans, seen.cards)
     for event in events:
         session.append(event)
@@ -77,46 +70,12 @@ def recover_orphans(session: Session, orphans: Sequence[policy.Orphan],
     return len(events)
 
 
-def status_warnings(queue: Queue, stale_seconds: float) -> Iterator[str]:
+def status_warnings(queue: Queue, now: datetime, stale_seconds: float) -> Iterator[str]:
     """What `status` says about running jobs whose runner is gone."""
-    orphans, _ = policy.classify_running(queue, observe(queue, stale_seconds))
+    orphans, _ = policy.classify_running(queue, observe(queue, now, stale_seconds))
     for orphan in orphans:
         yield (f"{describe_orphan(orphan)}; `journalq run --resume` or `journalq recover` "
                "settles it")
-
-
-def recover(state: str | None, config_path: str | None, stale_seconds: float | None,
-            dry_run: bool, force: bool, console: Console, sync_dir: str | None = None) -> int:
-    """Settle `running` jobs whose runner is gone; a second call appends nothing."""
-    path, cfg = resolve(state, config_path)
-    threshold = stale_threshold(stale_seconds, cfg)
-    if dry_run:
-        queue = read_with_copies(path, cfg, sync_dir, console)
-        seen = observe(queue, threshold, force)
-        orphans, alive = policy.classify_running(queue, seen)
-        for event in policy.recover(orphans, seen.cards):
-            console.out(f"would recover {event.job} attempt {event.attempt}: {event.reason} -> "
-                        f"{event.to}")
-        report_alive(alive, console)
-        if not orphans:
-            console.out("nothing to recover")
-        return EXIT_OK
-    mirror = mirror_for(sync_dir, cfg, queue_name(path), console)
-    with writing(path, "recover", console, mirror) as session:
-        queue = session.queue()
-        seen = observe(queue, threshold, force)
-        orphans, alive = policy.classify_running(queue, seen)
-        grace = cfg.grace_seconds if cfg else defaults.DEFAULT_GRACE_SECONDS
-        count = recover_orphans(session, orphans, seen, console, grace)
-    report_alive(alive, console)
-    console.out(f"recovered {count} job(s)" if count else "nothing to recover")
-    return EXIT_OK
-
-
-def report_alive(alive: Sequence[policy.LiveRunner], console: Console) -> None:
-    for runner in alive:
-        console.out(render.safe(f"{runner.job.id} is still running on {runner.host} (last "
-                                f"heartbeat {render.duration(runner.age)} ago); left alone"))
 
 
 def refuse_orphans(orphans: Sequence[policy.Orphan], path: str) -> None:

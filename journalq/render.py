@@ -1,20 +1,38 @@
-"""Everything journalq shows people: the status table, `--json`, progress lines, summaries.
+"""Everything journalq shows people: the status table, `--json`, progress lines, summaries,
+and the `Console` the words go through.
 
-Pure functions from values to text; the commands decide where the text goes.
+Pure functions from values to text; the `Console` a command is handed decides where it goes.
 """
 
 from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
+
+import attrs
 
 from journalq.state import Attempt, Job, Queue, Status
 from journalq.timestamps import seconds_between
 
 JSON_SCHEMA_VERSION = 1
+
+
+@attrs.frozen
+class Console:
+    """Where a command's words go: results to `out`, warnings and progress to `err`, a
+    job's output to `echo`, and streamed text (`status --json`) to `write`."""
+
+    out: Callable[[str], None]
+    err: Callable[[str], None]
+    echo: Callable[[bytes], None]
+    write: Callable[[str], None] = print
+
+    def warn(self, message: str) -> None:
+        """A warning line, prefixed so it is never mistaken for output."""
+        self.err(f"journalq: warning: {message}")
 
 # An edited or foreign journal can hold any text; shown raw, a newline or an escape sequence
 # in a job id would forge table rows or drive the terminal. Controls are shown escaped.

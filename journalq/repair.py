@@ -25,11 +25,10 @@ from collections.abc import Callable, Iterable, Iterator
 
 import attrs
 
-from journalq import host, lock, reader
+from journalq import lock, reader
+from journalq.clock import now_micros
 from journalq.errors import EXIT_OK, JournalError, UsageError
-from journalq.fs import REAL, FileSystem
-from journalq.journal import now_micros
-from journalq.timestamps import format_ts
+from journalq.fs import REAL, FileSystem, aside_path
 
 HEAD_BYTES = 60
 
@@ -117,24 +116,13 @@ def describe(found: Plan, dry_run: bool) -> Iterator[str]:
                                                        if dry_run else ""))
 
 
-def backup_path(path: str, micros: int, fs: FileSystem) -> str:
-    """`<journal>.bak-<time>`, never the name of a file already there."""
-    stamp = format_ts(micros).replace(":", "").replace("-", "")
-    candidate = f"{path}.bak-{stamp}"
-    counter = 1
-    while fs.exists(candidate):
-        counter += 1
-        candidate = f"{path}.bak-{stamp}-{counter}"
-    return candidate
-
-
 def apply(found: Plan, fs: FileSystem, micros: int) -> str:
     """Back the journal up, then replace it with the kept ranges; returns the backup's path.
 
     The caller holds the writer lock, so the file cannot grow between planning and here.
     """
     folder = posixpath.dirname(found.path) or "."
-    backup = backup_path(found.path, micros, fs)
+    backup = aside_path(fs, found.path, "bak", micros)
     _copy(fs, found.path, backup, ((0, found.size),))
     fs.fsync_dir(folder)  # the backup exists for sure before the journal changes
     temp = f"{found.path}.repair-tmp"
@@ -181,10 +169,8 @@ def repair(path: str, *, salvage: bool, dry_run: bool, say: Callable[[str], None
     try:
         # Name ourselves in the lock, so a `run` started meanwhile says who holds it; carry
         # forward a job a killed runner left running, which the next writer must still stop.
-        lock.write_holder(lock_fd, lock.Holder(
-            pid=os.getpid(), host=host.hostname(), boot_id=host.boot_id(),
-            since=format_ts(clock()), command="repair", session="repair",
-        ), lock.left_running(record))
+        lock.write_holder(lock_fd, lock.holder_here("repair", "repair", clock()),
+                          lock.left_running(record))
         try:
             found = plan(path, reader.split_lines(fs, path, 0, None), salvage=salvage)
         except OSError as exc:

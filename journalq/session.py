@@ -2,7 +2,8 @@
 
 It holds the journal's writer, stamps what it appends, and announces itself with
 `session_started` just before its first event (so a command that changes nothing writes
-nothing) and `session_ended` when it stops.
+nothing) and `session_ended` when it stops. `writing` wraps a command in one: the sync
+folder's copies are merged in first and the journal is copied back out at the end.
 """
 
 from __future__ import annotations
@@ -12,15 +13,24 @@ import os
 import platform
 import secrets
 import sys
-from collections.abc import Callable
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from journalq import __version__, checkpoint, host
 from journalq import events as ev
-from journalq.errors import JournalError
-from journalq.fs import REAL, FileSystem
+from journalq.errors import JournalError, JournalqError, UsageError
 from journalq.journal import Writer
+from journalq.lock import LeftRunning
+from journalq.opened import Opened
 from journalq.reader import tail_warning
 from journalq.state import Queue
+
+if TYPE_CHECKING:
+    from journalq import policy
+    from journalq.config import Config
+    from journalq.fold import Folder
+    from journalq.fs import FileSystem
+    from journalq.sync import Mirror
 
 
 def new_session_id() -> str:
@@ -32,64 +42,185 @@ class Session:
     """Appends events on behalf of one command run; starts and ends itself in the journal."""
 
     def __init__(self, writer: Writer, command: str) -> None:
-        self.writer = writer
+        self._writer = writer
         self.command = command
         self.started = False
         self.id = writer.session
+        self.mirror: Mirror | None = None
         # How the command ended, recorded by `session_ended`; commands may change it.
         self.exit_code = 0
         self.exit_reason = "completed"
 
     @classmethod
-    def open(cls, path: str, command: str, warn: Callable[[str], None],
-             fs: FileSystem = REAL) -> Session:
+    def open(cls, opened: Opened, command: str) -> Session:
         """Lock and read the journal; warn about a torn tail that was moved aside."""
-        writer = Writer.open(path, session=new_session_id(), command=command, fs=fs)
+        writer = Writer.open(opened.path, session=new_session_id(), command=command,
+                             fs=opened.fs, clock=opened.clock.micros, replay=checkpoint.replay)
         warning = tail_warning(writer.report)
         if warning and writer.tail_moved_to:
-            warn(f"{warning.split('; most likely')[0]}; moved them to {writer.tail_moved_to}")
+            opened.console.warn(f"{warning.split('; most likely')[0]}; moved them to "
+                                f"{writer.tail_moved_to}")
         return cls(writer, command)
+
+    @property
+    def path(self) -> str:
+        """The journal's path."""
+        return self._writer.path
+
+    @property
+    def fs(self) -> FileSystem:
+        """The file-system seam the journal is written through."""
+        return self._writer.fs
+
+    @property
+    def fold(self) -> Folder:
+        """The live fold: every event read and appended so far."""
+        return self._writer.folder
 
     def queue(self) -> Queue:
         """The state after everything read and appended so far."""
-        return self.writer.folder.queue()
+        return self._writer.folder.queue()
 
     def append(self, event: ev.Event) -> ev.Event:
         """Append one event (after `session_started`, the first time)."""
         self.announce()
-        return self.writer.append(event)
+        return self._writer.append(event)
 
     def append_many(self, events: list[ev.Event]) -> list[ev.Event]:
         """Append several events with one fsync (nothing at all for none)."""
         if not events:
             return []
         self.announce()
-        return self.writer.append_many(events)
+        return self._writer.append_many(events)
 
     def announce(self) -> None:
         """Write `session_started` unless it is written already."""
         if not self.started:
             self.started = True
-            self.writer.append(ev.SessionStarted(
+            self._writer.append(ev.SessionStarted(
                 command=self.command, host=host.hostname(), boot_id=host.boot_id(),
                 pid=os.getpid(), pid_start=host.process_start(os.getpid()) or 0,
                 argv=tuple(sys.argv), journalq_version=__version__,
                 python_version=platform.python_version(),
             ))
 
+    @property
+    def left_running(self) -> LeftRunning | None:
+        """A job's process group a killed runner left running on this machine, if any."""
+        return self._writer.left_running
+
+    def forget_left_running(self) -> None:
+        """That group has been dealt with."""
+        self._writer.forget_left_running()
+
+    def record_child(self, job: str | None, pid: int | None, start: int | None) -> None:
+        """Note in the lock file which process group runs now (see `Writer.record_child`)."""
+        self._writer.record_child(job, pid, start)
+
+    def merge(self, *, when_due: bool = False, lenient: bool = False) -> int:
+        """Append what the sync folder's copies hold that the journal lacks (with
+        `when_due`, only if the last look was a while ago); returns how many events.
+        `lenient`: a folder that cannot be read now is warned about, not an error (the
+        work goes on from the local journal, which is authoritative)."""
+        if self.mirror is None:
+            return 0
+        try:
+            fresh = self.mirror.pull(self._writer.folder.coverage(), when_due=when_due)
+        except JournalError as exc:
+            if not lenient:
+                raise
+            self.mirror.warn_once(f"{exc.message}; going on with the local journal")
+            return 0
+        self._writer.append_foreign([(entry.line, entry.event) for entry in fresh])
+        return len(fresh)
+
+    def push(self, *, boundary: bool = False, final: bool = False) -> None:
+        """Bring this session's copy in the sync folder up to date (see `Mirror.push`)."""
+        if self.mirror is not None:
+            writer = self._writer
+            self.mirror.push(writer.path, writer.size, boundary=boundary, final=final)
+
+    def add_config(self, cfg: Config) -> list[policy.Drift]:
+        """Make sure the journal knows the queue and every job of the config; returns the
+        jobs whose recorded spec differs from the config's (nothing is decided about them)."""
+        queue = self.queue()
+        if queue.name is not None and queue.name != cfg.queue:
+            raise UsageError(f"{self.path} is the journal of queue {queue.name!r}, but "
+                             f"{cfg.source} is queue {cfg.queue!r}; pass the matching --state")
+        if queue.name is None:
+            self.append(ev.QueueCreated(queue=cfg.queue, config=cfg.source,
+                                        config_sha256=cfg.sha256))
+        from journalq import policy
+
+        added, drifted = policy.reconcile(queue, cfg.jobs)
+        self.append_many(list(added))
+        return drifted
+
     def end(self, exit_code: int, reason: str) -> None:
         """Record how the session ended (if it wrote anything) and release the journal."""
+        writer = self._writer
         try:
             if self.started:
-                self.writer.append(ev.SessionEnded(exit_code=exit_code, reason=reason))
-            writer = self.writer
-            if writer.size != writer.report.checkpoint_offset:  # else it is up to date
-                checkpoint.save(writer.path, writer.folder, writer.size, writer.lines,
-                                writer.newest, writer.fs)
+                writer.append(ev.SessionEnded(exit_code=exit_code, reason=reason))
+            size, lines, newest = writer.folded
+            if size != writer.report.checkpoint_offset:  # else it is up to date
+                checkpoint.save(writer.path, writer.folder, size, lines, newest, writer.fs)
         finally:
-            self.writer.close()
+            writer.close()
 
     def abort(self, exit_code: int) -> None:
         """End after an error: try to record it, but never hide the error with another."""
         with contextlib.suppress(JournalError):
             self.end(exit_code, "error")
+
+
+@contextlib.contextmanager
+def writing(opened: Opened, command: str) -> Iterator[Session]:
+    """A session on the journal that records how the command ended.
+
+    With a sync folder, its copies are merged in first, and the journal is copied back out
+    at the end, whatever happened in between.
+    """
+    if opened.sync is not None:
+        from journalq.sync import check_folder
+
+        check_folder(opened.sync.folder, opened.fs)  # before the journal is touched
+    session = Session.open(opened, command)
+    mirror = None
+    try:
+        if opened.sync is not None:
+            mirror = session.mirror = _mirror(opened, session)
+            mirror.create_folder()
+            merged = session.merge()
+            if merged:
+                opened.console.err(f"merged {merged} event(s) from {mirror.sync_dir}")
+        yield session
+        if session.started:
+            # Our copy then holds what the others finished too.
+            session.merge(when_due=True, lenient=True)
+    except JournalqError as exc:
+        session.abort(exc.exit_code)
+        raise
+    except BaseException:
+        session.abort(1)
+        raise
+    else:
+        session.end(session.exit_code, session.exit_reason)
+    finally:
+        # A session that only merged has nothing the folder lacks: no copy, no clutter.
+        if mirror is not None and session.started:
+            session.push(final=True)
+            mirror.compact(session.queue())
+
+
+def _mirror(opened: Opened, session: Session) -> Mirror:
+    """The session's mirror, for the queue the config or the journal names."""
+    from journalq.sync import Mirror
+
+    assert opened.sync is not None
+    name = opened.config.queue if opened.config else session.queue().name
+    if name is None:
+        raise UsageError(f"{session.path} names no queue yet; pass --config so journalq "
+                         "knows which copies in the sync folder are this queue's")
+    return Mirror(opened.sync.folder, name, session.id, opened.sync.every_seconds,
+                  opened.console.warn, opened.fs, opened.clock.monotonic)

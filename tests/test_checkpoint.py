@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from test_fold import histories
 
 from conftest import journalq
-from journalq import checkpoint, codec, fold, journal, policy
+from journalq import checkpoint, clock, codec, fold, journal, policy, reader
 from journalq import events as ev
 from journalq.cli import main
 from journalq.state import JobSpec
@@ -51,7 +51,7 @@ def long_journal(path: Path, beats: int) -> None:
 def append(path: Path, *events: ev.Event, session: str = "s9", late: bool = False) -> None:
     """Append events stamped by another session: now, or (`late`) timestamped before the
     journal's own events, as a merge of an old copy would append them."""
-    start = BASE - 10**9 if late else journal.now_micros()
+    start = BASE - 10**9 if late else clock.now_micros()
     with path.open("ab") as handle:
         for n, event in enumerate(events, 1):
             stamped = attrs.evolve(event, id=f"{session}:{n}", session=session,
@@ -73,7 +73,7 @@ def small_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def save_checkpoint(path: Path) -> None:
-    folder, report = journal.replay(str(path))
+    folder, report = reader.replay(str(path))
     checkpoint.save(str(path), folder, report.good_size, report.lines, report.last_ts)
 
 
@@ -185,14 +185,14 @@ def test_a_writer_opening_from_the_checkpoint_appends_where_a_full_replay_would(
     path = tmp_path / "j.jsonl"
     long_journal(path, beats=50)
     save_checkpoint(path)
-    newest = journal.replay(str(path))[1].last_ts
+    newest = reader.replay(str(path))[1].last_ts
 
     with journal.Writer.open(str(path), session="w1", command="test") as writer:
         stamped = writer.append(ev.JobCancelled(job="b"))
         folded = writer.folder.queue()
 
     assert stamped.ts > newest
-    assert journal.replay(str(path))[0].queue() == folded
+    assert reader.replay(str(path))[0].queue() == folded
     with path.open("ab") as handle:
         handle.write(b'{"type":"job_teleported","v":2,"id":"x:1","ts":"2099-01-01T00:00:00'
                      b'.000000Z","session":"x"}\n')

@@ -14,7 +14,8 @@ from conftest import write
 from journalq import __version__, host
 from journalq import events as ev
 from journalq.cli import main
-from journalq.journal import Writer, replay
+from journalq.journal import Writer
+from journalq.reader import replay
 
 JOURNAL = "runtime_state/lab.jsonl"
 

@@ -13,6 +13,7 @@ byte, a failed fsync, a short write); this proves them at every point of a whole
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import random
 import shutil
@@ -26,14 +27,15 @@ from faultfs import FATES, Crash, FaultyFs
 from test_fold import BASE
 from test_journal import ticking
 
-from journalq import codec, fold, host, journal, policy
+from journalq import codec, fold, host, policy, reader
 from journalq import events as ev
 from journalq.card import read_card, write_card
 from journalq.fs import REAL, FileSystem
-from journalq.journal import Reader, Writer
+from journalq.journal import Writer
+from journalq.reader import Reader
 from journalq.session import Session
 from journalq.state import JobSpec, Status
-from journalq.sync import Mirror, list_copies
+from journalq.sync import CopyReader, Mirror
 
 SEED = 5
 SESSION = "c7a5c0000001"
@@ -58,6 +60,12 @@ class Progress:
     finished: set[str] = attrs.Factory(set)  # jobs whose job_finished append returned
 
 
+def ticking_seconds() -> Callable[[], float]:
+    """A monotonic clock that moves 10 s at every reading: every push is due."""
+    readings = itertools.count(0.0, 10.0)
+    return lambda: next(readings)
+
+
 def scripted_session(fs: FileSystem, progress: Progress) -> None:
     """`run` in miniature: a new journal (session, queue, three jobs), then each job's
     start, heartbeat, run card and finish, and a copy to the sync folder after each job
@@ -65,8 +73,10 @@ def scripted_session(fs: FileSystem, progress: Progress) -> None:
     writer = Writer.open(JOURNAL, session=SESSION, command="run", fs=fs, clock=ticking())
     try:
         session = Session(writer, "run")
-        mirror = Mirror(DRIVE, "q", 3600, warn=_no_warning, fs=fs)
-        mirror.pull(session)
+        session.mirror = Mirror(DRIVE, "q", SESSION, 3600, warn=_no_warning, fs=fs,
+                                clock=ticking_seconds())
+        session.mirror.create_folder()
+        session.merge()
 
         def append(event: ev.Event) -> None:
             session.append(event)
@@ -90,9 +100,9 @@ def scripted_session(fs: FileSystem, progress: Progress) -> None:
             append(ev.JobFinished(job=job, attempt=1, return_code=0, signal=None,
                                   outcome=ev.DONE, reason="exit", duration=0.5))
             progress.finished.add(job)
-            mirror.push(session, boundary=True)
+            session.push(boundary=True)
         append(ev.SessionEnded(exit_code=0, reason="completed"))
-        mirror.push(session, boundary=True)
+        session.push(final=True)
     finally:
         writer.close()
 
@@ -147,9 +157,9 @@ def check_recovery(reference: list[ev.Event], progress: Progress, rng: random.Ra
                    tally: Tally, what: str) -> None:
     """Recover the crashed session in the current folder and check every invariant."""
     data = Path(JOURNAL).read_bytes() if Path(JOURNAL).exists() else b""
-    reader = Reader(JOURNAL)
-    found = list(reader.events()) if data else []
-    report = reader.report() if data else None
+    journal_reader = Reader(JOURNAL)
+    found = list(journal_reader.events()) if data else []
+    report = journal_reader.report() if data else None
     good = report.good_size if report else 0
 
     # Whole lines are exactly the session's first events, in order: nothing invented, and
@@ -161,7 +171,7 @@ def check_recovery(reference: list[ev.Event], progress: Progress, rng: random.Ra
     tail = data[good:]
     # No partial line is folded: the journal's state is the fold of its whole lines.
     if data:
-        assert fold.replay(found) == journal.replay(JOURNAL)[0].queue(), what
+        assert fold.replay(found) == reader.replay(JOURNAL)[0].queue(), what
 
     moved_to, appended = recover()
 
@@ -195,11 +205,12 @@ def check_recovery(reference: list[ev.Event], progress: Progress, rng: random.Ra
     rng.shuffle(shuffled)
     assert queue == fold.replay(shuffled), what
     Path("shuffled.jsonl").write_bytes(b"".join(map(codec.encode, shuffled)))
-    assert queue == journal.replay("shuffled.jsonl")[0].queue(), what
+    assert queue == reader.replay("shuffled.jsonl")[0].queue(), what
 
     # A sync copy is whole and never holds an event the recovered journal lacks.
-    for copy in list_copies(DRIVE, "q"):
-        copy_reader = Reader(copy)
+    for parts in CopyReader(DRIVE, "q", _no_warning).segments().values():
+        assert [1] == [segment.part for segment in parts], what  # a small journal: one part
+        copy_reader = Reader(f"{DRIVE}/{parts[0].name}")
         held = list(copy_reader.events())
         assert (0, events[: len(held)]) == (copy_reader.report().tail_size, held), what
     tally.points += 1
@@ -309,7 +320,7 @@ def test_a_crash_while_a_torn_tail_is_moved_aside_loses_neither_events_nor_the_t
                     # append, torn by the power loss.
                     asides = [p.read_bytes() for p in Path("state").glob("q.jsonl.torn-*")]
                     assert tail in asides, f"{name} at {point}"
-                    assert 0 == journal.replay(JOURNAL)[1].tail_size
+                    assert 0 == reader.replay(JOURNAL)[1].tail_size
                 points += 1
     assert points >= 2 * len(TAILS) * 10
     reliability.count(reliability.CRASH_POINTS, points,

@@ -27,7 +27,7 @@ import pytest
 from test_run_support import SmallQueue, counts, wait_until
 
 from conftest import journalq
-from journalq import journal
+from journalq import reader
 
 FAULTFS = Path(__file__).resolve().parent / "faultfs.py"
 JOURNAL = "runtime_state/q.jsonl"
@@ -58,7 +58,7 @@ def whole_and_readable(path: Path) -> None:
     """The journal ends in a whole line, replays without a tail, and `status` reads it."""
     data = path.read_bytes()
     assert data.endswith(b"\n")
-    assert 0 == journal.replay(str(path))[1].tail_size
+    assert 0 == reader.replay(str(path))[1].tail_size
     status = journalq("status", "--state", str(path), "--json", cwd=path.parent.parent)
     assert 0 == status.returncode, status.stderr
 
@@ -248,9 +248,10 @@ def test_sync_folder_errors_warn_once_and_the_next_boundary_retries(
     with SmallQueue(project, ["a", "b", "c"], heartbeat_seconds=60) as queue:
         drive = project / "gdrive-sync"
 
+        # Jobs longer than PUSH_GAP (1 s), so that every boundary makes a push of its own.
         done, ops = with_faults(queue, f"{op}:{code}:gdrive-sync:1:2",
                                 args=["run", "--config", queue.config, "--quiet",
-                                      "--sync-dir", str(drive)])
+                                      "--sync-dir", str(drive)], WORKER_SLEEP="1.2")
 
         assert 0 == done.returncode, done.stderr
         failed = [line for line in done.stderr.splitlines() if "cannot copy" in line]

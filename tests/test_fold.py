@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from journalq import events as ev
 from journalq import fold, policy, transitions
 from journalq.codec import UnknownEvent
-from journalq.journal import format_ts
 from journalq.state import Job, JobSpec, Queue, Status
+from journalq.timestamps import format_ts
 
 BASE = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z, in microseconds
 
@@ -681,3 +681,16 @@ def test_heartbeats_fed_as_fields_fold_as_heartbeat_events(events: list[ev.Event
             by_fields.feed(event)
 
     assert by_event.queue() == by_fields.queue()
+
+
+def test_coverage_counts_only_ascii_sequence_numbers() -> None:
+    """Each session's highest sequence number folded; an id whose tail is not a plain
+    number (an edited line: `s2:²`, `s2:x`) covers nothing rather than crashing."""
+    events = history(CREATED, added("a"))
+    odd = [attrs.evolve(events[-1], id=f"s2:{tail}", session="s2")
+           for tail in ("\u00b2", "x", "\u0663")]
+    running = fold.Fold()
+    for event in sorted([*events, *odd], key=fold.sort_key):
+        running.feed(event)
+
+    assert {"s1": 2} == running.coverage()

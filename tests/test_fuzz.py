@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reliability import FUZZ_CASES as CASES  # the figures table adds the cases up
 
-from journalq import cli, codec, config, journal
+from journalq import cli, codec, config, journal, reader, timestamps
 from journalq import events as ev
 from journalq.errors import EXIT_JOURNAL, EXIT_OK, ConfigError, JournalError, JournalqError
 
@@ -296,7 +296,7 @@ def test_random_bytes_and_text() -> None:
 # ---- journal lines ---------------------------------------------------------------------------
 
 BASE_MICROS = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
-TS_VALID = st.integers(BASE_MICROS, BASE_MICROS + 10**12).map(journal.format_ts)
+TS_VALID = st.integers(BASE_MICROS, BASE_MICROS + 10**12).map(timestamps.format_ts)
 TS_SHAPED = st.from_regex(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", fullmatch=True)
 JOB_IDS = st.sampled_from(["a", "b"]) | TEXT
 SMALL = st.integers(-1, 3)
@@ -327,7 +327,7 @@ def base_events() -> list[ev.Event]:
 
 
 def base_lines() -> list[bytes]:
-    stamped = [attrs.evolve(event, id=f"s:{n}", ts=journal.format_ts(BASE_MICROS + n),
+    stamped = [attrs.evolve(event, id=f"s:{n}", ts=timestamps.format_ts(BASE_MICROS + n),
                             session="s") for n, event in enumerate(base_events(), start=1)]
     return [codec.encode(event) for event in stamped]
 
@@ -433,7 +433,7 @@ def check_journal(path: Path, data: bytes, as_json: bool) -> None:
     and a refusing writer leaves the bytes as they were."""
     path.write_bytes(data)
     try:
-        _, report = journal.replay(str(path))
+        _, report = reader.replay(str(path))
         refused: JournalError | None = None
     except JournalError as exc:
         refused = exc
@@ -441,7 +441,7 @@ def check_journal(path: Path, data: bytes, as_json: bool) -> None:
         assert exc.message.startswith(f"{path}:"), exc.message
         assert "journalq repair" in exc.message
     else:
-        warning = journal.tail_warning(report)
+        warning = reader.tail_warning(report)
         assert warning is None or one_line(warning)
 
     code, out, err = cli_status(path, as_json)

@@ -31,13 +31,14 @@ from test_fold import (
     started,
 )
 
-from journalq import codec, fold, journal, lock
+from journalq import codec, fold, journal, lock, reader
 from journalq import events as ev
 from journalq.codec import UnknownEvent
 from journalq.errors import BusyError, JournalError
 from journalq.fs import REAL, FileSystem, RealFileSystem
-from journalq.journal import Writer, format_ts, parse_ts_micros
+from journalq.journal import Writer
 from journalq.state import Queue
+from journalq.timestamps import format_ts, parse_ts_micros
 
 SESSION = "5e5510000001"
 
@@ -66,8 +67,8 @@ def small_journal(path: Path) -> list[ev.Event]:
                          beat("a", 1), beat("a", 1), finished("a", 1))
 
 
-def replay(path: Path) -> tuple[Queue, journal.ReadReport]:
-    folder, report = journal.replay(str(path))
+def replay(path: Path) -> tuple[Queue, reader.ReadReport]:
+    folder, report = reader.replay(str(path))
     return folder.queue(), report
 
 
@@ -102,7 +103,7 @@ def test_torn_last_line_at_every_offset_is_dropped_then_moved_aside(tmp_path: Pa
 
         queue, report = replay(path)
         assert (len(prefix), cut, before) == (report.good_size, report.tail_size, queue)
-        warning = journal.tail_warning(report)
+        warning = reader.tail_warning(report)
         assert warning is not None and f"ignoring {cut} bytes" in warning
 
         with open_writer(path, session="7e57000000" + f"{cut:02x}"[-2:]) as writer:
@@ -181,7 +182,7 @@ def test_corrupt_middle_line_is_refused_naming_line_and_byte(tmp_path: Path,
     offset = len(lines[0]) + len(lines[1])
 
     with pytest.raises(JournalError) as read_error:
-        journal.replay(str(path))
+        reader.replay(str(path))
     for _ in range(2):  # the second try shows the first released the lock
         with pytest.raises(JournalError) as write_error:
             open_writer(path)
@@ -204,7 +205,7 @@ def test_corrupt_line_number_counts_every_line(tmp_path: Path) -> None:
     path.write_bytes(b"".join(lines))
 
     with pytest.raises(JournalError, match=rf"^{re.escape(str(path))}:{len(lines) - 1} "):
-        journal.replay(str(path))
+        reader.replay(str(path))
 
 
 # ---- one writer per journal --------------------------------------------------------------------
@@ -649,6 +650,6 @@ def test_a_heartbeat_with_a_non_integer_version_is_a_bad_line_on_every_path(
                      line_of(attrs.evolve(events[-1], id=f"{SESSION}:91")))
 
     with pytest.raises(journal.JournalError, match=r"q\.jsonl:\d+ \(byte \d+\): corrupt"):
-        journal.replay(str(path))
-    assert isinstance(journal.decode_line(beat.replace(b'"v":1,', b'"v":' + version + b",")
+        reader.replay(str(path))
+    assert isinstance(reader.decode_line(beat.replace(b'"v":1,', b'"v":' + version + b",")
                                           .rstrip(b"\n")), str)

@@ -23,8 +23,8 @@ from typing import Any
 import reliability
 from test_run_support import SmallQueue
 
-from journalq import journal
-from journalq.journal import Reader
+from journalq import reader
+from journalq.reader import Reader
 from journalq.state import Status
 
 JOBS = [f"job{n:02d}" for n in range(1, 21)]
@@ -38,10 +38,10 @@ def good_prefix(path: Path) -> bytes:
     """The journal's bytes up to its last whole valid line (without a torn tail)."""
     if not path.exists():
         return b""
-    reader = Reader(str(path))
-    for _ in reader.events():
+    journal_reader = Reader(str(path))
+    for _ in journal_reader.events():
         pass
-    return path.read_bytes()[: reader.report().good_size]
+    return path.read_bytes()[: journal_reader.report().good_size]
 
 
 def torn_tail(rng: random.Random, data: bytes) -> bytes:
@@ -57,7 +57,7 @@ def all_done(path: Path) -> bool:
     """Whether every job of the journal is done (read without writing)."""
     if not path.exists():
         return False
-    queue = journal.replay(str(path))[0].queue()
+    queue = reader.replay(str(path))[0].queue()
     return len(JOBS) == len(queue.by_status(Status.DONE))
 
 
@@ -165,7 +165,7 @@ def test_sigkill_at_random_moments_loses_nothing(project: Path) -> None:
     seconds = time.monotonic() - began
 
     assert {"done": len(JOBS)} == {k: v for k, v in state["counts"].items() if v}
-    assert 0 == journal.replay(str(queue.journal))[1].tail_size
+    assert 0 == reader.replay(str(queue.journal))[1].tail_size
     asides = [p.read_bytes() for p in queue.journal.parent.glob("*.torn-*")]
     assert all(any(tail in aside for aside in asides) for tail in injected), (
         f"seed {seed}: a torn tail was cut off without being kept")

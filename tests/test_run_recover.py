@@ -13,7 +13,7 @@ from test_run_support import SmallQueue, counts
 
 from journalq import codec, policy
 from journalq import events as ev
-from journalq.workspace import load_config
+from journalq.opened import load_config
 
 OTHER_BOOT = "00000000-0000-4000-8000-000000000000"
 STALE = 7200

@@ -12,7 +12,7 @@ import attrs
 import pytest
 
 from conftest import events, journalq, write
-from journalq import codec, config, journal, policy
+from journalq import clock, codec, config, policy, timestamps
 from journalq import events as ev
 from journalq.errors import EXIT_CONFIG, EXIT_DECISION, EXIT_OK, ConfigError
 from journalq.runner import resolve_argv
@@ -47,7 +47,7 @@ def spec_running(word: str) -> JobSpec:
 def append_event(path: Path, event: ev.Event) -> None:
     """Edit the journal as a person or another tool would: one more encoded line."""
     stamped = attrs.evolve(event, id="editor:1", session="editor",
-                           ts=journal.format_ts(journal.now_micros()))
+                           ts=timestamps.format_ts(clock.now_micros()))
     with path.open("ab") as handle:
         handle.write(codec.encode(stamped))
 

@@ -35,7 +35,7 @@ from journal_gen import generate
 
 from journalq import codec
 from journalq import events as ev
-from journalq.journal import now_micros
+from journalq.clock import now_micros
 from journalq.timestamps import format_ts
 
 
