@@ -27,6 +27,7 @@ from journalq.errors import (
     JournalError,
 )
 from journalq.failpoint import failpoint
+from journalq.fold import Folder
 from journalq.jobfiles import JobFiles
 from journalq.progress import Progress
 from journalq.recovery import observe
@@ -53,7 +54,6 @@ class Batch:
         self.clock = clock
         self.declared_dead = declared_dead  # runner sessions --force said are gone
         self.session = session
-        self.folder = session.fold
         self.console = console
         self.interrupts = interrupts
         self.quiet = quiet
@@ -61,7 +61,12 @@ class Batch:
         self.ran_elsewhere: list[str] = []
         self.base = os.getcwd()
         self.files = JobFiles(cfg, session.path, session.id)
-        self.progress = Progress(self.folder, console)
+        self.progress = Progress(lambda: session.fold, console)
+
+    @property
+    def folder(self) -> Folder:
+        """The live fold (a merge that sorts in older events replaces it: never keep it)."""
+        return self.session.fold
 
     def sync(self, *, boundary: bool) -> None:
         """Copy the journal to the sync folder: at a boundary, or when it is due."""

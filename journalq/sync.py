@@ -126,10 +126,9 @@ class CopyReader:
             if first is None:
                 continue  # segment 1 not there (yet): nothing says which queue it is
             if first[1][0].queue not in (None, self.queue):
-                self.warn_once(f"{self._path(parts[0])} is a copy of queue "
-                                f"{first[1][0].queue!r}, not {self.queue!r}; not merged. Move "
-                                "it out of the sync folder")
-                continue
+                raise SyncError(f"{self._path(parts[0])} is a copy of queue "
+                                f"{first[1][0].queue!r}, not {self.queue!r}; nothing was "
+                                "merged. Move it out of the sync folder")
             for segment in parts:
                 read = first if segment.part == 1 else self._refresh(segment)
                 if read is not None and read[0]:

@@ -63,7 +63,6 @@ def finish(runner: subprocess.Popen[str], timeout: float = 120) -> tuple[int, st
 
 # ---- 1: only exact copies of this queue ------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="issue 9.1: sweep merges sweep.v2's copies")
 @pytest.mark.parametrize("local", ["no-journal-yet", "journal"])
 def test_a_queue_whose_name_extends_ours_is_never_merged(tmp_path: Path, local: str) -> None:
     """Queues `sweep` and `sweep.v2` share a sync folder: `sweep.v2.<session>.jsonl` is not
@@ -87,8 +86,6 @@ def test_a_queue_whose_name_extends_ours_is_never_merged(tmp_path: Path, local: 
         assert {"done": 2} == counts(sweep.status())
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="issue 9.1: a copy of another queue under our name is merged")
 @pytest.mark.parametrize("local", ["no-journal-yet", "journal"])
 def test_a_copy_of_another_queue_under_our_name_is_refused(tmp_path: Path, local: str) -> None:
     """A file named like a copy of `sweep` whose events are another queue's is refused:
@@ -172,8 +169,6 @@ def summary(doc: dict[str, Any]) -> tuple[int, dict[str, int]]:
     return doc["events"], counts(doc)
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="issue 9.2: Ctrl-C mid-merge saves the pre-merge fold at the new offset")
 def test_ctrl_c_during_a_merge_leaves_a_checkpoint_that_agrees(tmp_path: Path,
                                                                long_history: Path) -> None:
     """Ctrl-C to `journalq sync` while it merges a long copy into a journal of 22,000
@@ -201,8 +196,6 @@ def test_ctrl_c_during_a_merge_leaves_a_checkpoint_that_agrees(tmp_path: Path,
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True,
-                   reason="issue 9.2: an interrupted writer leaves a checkpoint that disagrees")
 def test_interrupted_writers_never_leave_a_checkpoint_that_disagrees(
         tmp_path: Path, long_history: Path) -> None:
     """Property, seeded: a writer (`sync` or `recover`, both merging a long copy) stopped by
@@ -235,7 +228,6 @@ def test_interrupted_writers_never_leave_a_checkpoint_that_disagrees(
 # ---- 3: two live runtimes behind a lagging Drive ---------------------------------------------
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 9.3: two live runtimes both run every job")
 def test_two_live_runtimes_behind_a_lagging_drive_run_few_jobs_twice(tmp_path: Path) -> None:
     """Two runtimes run one queue of 8 jobs (1.5 s each), started 1 s apart, each seeing the
     other's copies 3 s late. A runner pulls the sync folder before each job start; the later
@@ -300,7 +292,6 @@ def two_runtimes_and_a_cancel(tmp_path: Path) -> tuple[Project, Project, Path, P
     return x, y, drive, y_copy
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9.7: one damaged copy blocks every command")
 def test_a_damaged_copy_does_not_stop_a_sound_queue(tmp_path: Path) -> None:
     """A copy with a corrupt middle line does not stop a queue whose local journal is
     sound: its valid events are merged (b's cancel), one warning names the file and line,
@@ -319,8 +310,6 @@ def test_a_damaged_copy_does_not_stop_a_sound_queue(tmp_path: Path) -> None:
     assert "cancelled" == x.job("b")["status"]
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="issue 9.7: repair's .bak/.lock in the sync folder are read as copies")
 def test_following_the_repair_advice_in_the_sync_folder_unblocks_the_queue(
         tmp_path: Path) -> None:
     """What journalq writes beside a journal (lock, `repair` backup, torn tail, checkpoint,
@@ -343,8 +332,6 @@ def test_following_the_repair_advice_in_the_sync_folder_unblocks_the_queue(
     assert ("a", 1) in x.runs()
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="issue 9.7: the journal's own .lock/.bak read as copies")
 def test_the_journals_own_folder_as_sync_folder(tmp_path: Path) -> None:
     """With --sync-dir the journal's own folder, the journal's lock and `repair` backups are
     never read as copies: two runs warn of nothing; after a repair cut the journal, `status`
