@@ -161,7 +161,7 @@ def main() -> int:
         ]
         title = (f"Stalled reader (issue 10.1): stdout unread {stall:g} s, heartbeat "
                  f"{CADENCE:g} s, grace {GRACE:g} s")
-        print_table(title, rows)
+        print_table(title, rows, value="value")
         save_json(args.json, title, rows, [], {"results": results})
     return 0
 

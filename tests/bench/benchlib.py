@@ -151,9 +151,9 @@ class Row:
     ok: bool | None
 
 
-def print_table(title: str, rows: Sequence[Row]) -> None:
-    """A plain-text table with a PASS/FAIL column."""
-    head = ("figure", "median", "baseline", "baseline median", "ratio", "target", "")
+def print_table(title: str, rows: Sequence[Row], value: str = "median") -> None:
+    """A plain-text table with a PASS/FAIL column; `value` heads the figures' column."""
+    head = ("figure", value, "baseline", f"baseline {value}", "ratio", "target", "")
     body = [(r.figure, r.value, r.baseline, r.baseline_value,
              "-" if r.ratio is None else f"{r.ratio:.2f}x", r.target,
              "" if r.ok is None else ("PASS" if r.ok else "FAIL")) for r in rows]
