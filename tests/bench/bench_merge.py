@@ -74,7 +74,7 @@ def interrupt_twice(argv: list[str], work: Path, env: dict[str, str], at: float,
         first = time.monotonic()
         time.sleep(0.1)
         if child.poll() is not None:
-            after = "ended by the 1st SIGINT"
+            after = "ended by the 1st SIGINT (within 0.1 s)"
             latency = 0.0
         else:
             child.send_signal(signal.SIGINT)
@@ -85,7 +85,8 @@ def interrupt_twice(argv: list[str], work: Path, env: dict[str, str], at: float,
                 child.kill()
                 child.wait()
             latency = time.monotonic() - second
-            after = "ended by the 2nd SIGINT"
+            after = ("ended by the 2nd SIGINT" if child.returncode in (130, -signal.SIGINT)
+                     else "ran on, both SIGINTs unheeded")
         total = time.monotonic() - first
     journal = work / "j.jsonl"
     data = journal.read_bytes() if journal.exists() else b""
