@@ -12,11 +12,12 @@ copy (`bench.<session>.jsonl`, hard-linked into a fresh folder for every run). T
   for information;
 - `journalq run --quiet --config C --state J --sync-dir D` (a new runtime's first `run`:
   the same merge, then nothing left to run) for information;
-- Ctrl-C: a fresh `sync` (and a fresh `run --sync-dir`) gets SIGINT at 40% of its median
-  time above (so while it merges), a second SIGINT 0.1 s later; the figure is the time
-  from the second SIGINT to the process's exit (median of `--runs`; 0 if the first one
-  ended it within 0.1 s), with its exit code, and whether the journal is left whole (only
-  complete JSON lines, and `journalq status` reads it; a partial merge is fine).
+- Ctrl-C: a fresh `sync` (and a fresh `run --sync-dir`) gets SIGINT at 25%, 50% and 75%
+  of its median time above (max(3, `--runs`) points spread through the merge: what Ctrl-C
+  does depends on the phase), a second SIGINT 0.1 s later; the figure is the worst time
+  from the second SIGINT to the process's exit (0 if the first one ended it within 0.1 s),
+  with each try's exit code, and whether the journal is left whole (only complete JSON
+  lines, and `journalq status` reads it; a partial merge is fine).
 
 Bars (issue 10): `sync` <= 2x `status` of the copy; second Ctrl-C honoured within 1 s.
 
@@ -28,7 +29,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -142,34 +142,46 @@ def main() -> int:
         if len(journal_events(tmp / f"sync-{runs}" / "j.jsonl")) < stats.events:
             raise SystemExit("sync did not merge every event of the copy")
 
+        # SIGINT at points spread through the merge (25%, 50%, 75% of its median time with
+        # three tries): what Ctrl-C does can depend on the phase, and the bar holds for all.
+        tries = runs if args.quick else max(3, runs)
         stops: dict[str, list[dict[str, object]]] = {}
         for case, command in ((sync, ["sync"]), (run_case, ["run", "--quiet"])):
-            at = max(0.3, 0.4 * case.median)
-            for run in range(runs):
-                work = fresh(tmp, copy, f"interrupt-{run}")
+            for k in range(tries):
+                fraction = (k + 1) / (tries + 1)
+                at = max(0.3, fraction * case.median)
+                work = fresh(tmp, copy, f"interrupt-{k}")
                 stop = interrupt_twice([*jq, *command, "--config", str(config), "--state",
                                         "j.jsonl", "--sync-dir", "sd"], work, env, at, jq)
-                stop["at"] = at
+                stop["at"], stop["fraction"] = at, fraction
                 stops.setdefault(command[0], []).append(stop)
                 shutil.rmtree(work, ignore_errors=True)
-                print(f"  {command[0]} interrupt {run + 1}/{runs}: SIGINT at {at:.2f} s -> "
+                print(f"  {command[0]} interrupt {k + 1}/{tries}: SIGINT at {at:.2f} s -> "
                       f"{stop}", file=sys.stderr, flush=True)
 
         def ctrl_c_rows(command: str) -> list[Row]:
-            tries = stops[command]
-            latencies = [float(s["latency"]) for s in tries  # type: ignore[arg-type]
+            tried = stops[command]
+            latencies = [float(s["latency"]) for s in tried  # type: ignore[arg-type]
                          if s["latency"] is not None]
-            latency = statistics.median(latencies) if latencies else None
-            whole = all(bool(s.get("whole", True)) for s in tries)
-            states = sorted({f"{s['state']}, rc {s['rc']}" for s in tries})
-            return [
-                Row(f"{command}: second Ctrl-C during the merge (first at "
-                    f"{float(tries[0]['at']):.2f} s) ends it in",  # type: ignore[arg-type]
-                    "did not get there" if latency is None else f"{latency:.2f} s", "", "",
-                    None, "<= 1 s", None if latency is None else latency <= 1.0),
-                Row(f"  {command}: how it ended; journal (info)", "; ".join(states), "", "",
-                    None, "whole" if whole else "NOT WHOLE", None),
+            worst = max(latencies) if latencies else None
+            whole = all(bool(s.get("whole", True)) for s in tried)
+            points = ", ".join(f"{float(s['fraction']):.0%}" for s in tried)  # type: ignore[arg-type]
+            rows = [
+                Row(f"{command}: second Ctrl-C during the merge ends it in (worst of "
+                    f"{len(tried)}: first at {points})",
+                    "did not get there" if worst is None else f"{worst:.2f} s", "", "",
+                    None, "<= 1 s", None if worst is None else worst <= 1.0),
             ]
+            for s in tried:
+                rows.append(Row(
+                    f"  {command}, first SIGINT at {float(s['at']):.2f} s "  # type: ignore[arg-type]
+                    f"({float(s['fraction']):.0%}) (info)",  # type: ignore[arg-type]
+                    "-" if s["latency"] is None else f"{float(s['latency']):.2f} s",  # type: ignore[arg-type]
+                    f"{s['state']}, rc {s['rc']}", "", None,
+                    "journal whole" if s.get("whole", True) else "journal NOT WHOLE", None))
+            if not whole:
+                rows[0].ok = False
+            return rows
 
         ratio = sync.median / status.median
         rows = [
