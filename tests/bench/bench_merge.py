@@ -12,8 +12,8 @@ copy (`bench.<session>.jsonl`, hard-linked into a fresh folder for every run). T
   for information;
 - `journalq run --quiet --config C --state J --sync-dir D` (a new runtime's first `run`:
   the same merge, then nothing left to run) for information;
-- Ctrl-C: a fresh `sync` (and a fresh `run --sync-dir`) gets SIGINT at 25%, 50% and 75%
-  of its median time above (max(3, `--runs`) points spread through the merge: what Ctrl-C
+- Ctrl-C: a fresh `sync` (and a fresh `run --sync-dir`) gets SIGINT at 1/6, 2/6, ... 5/6
+  of its median time above (max(5, `--runs`) points spread through the merge: what Ctrl-C
   does depends on the phase), a second SIGINT 0.1 s later; the figure is the worst time
   from the second SIGINT to the process's exit (0 if the first one ended it within 0.1 s),
   with each try's exit code, and whether the journal is left whole (only complete JSON
@@ -142,9 +142,9 @@ def main() -> int:
         if len(journal_events(tmp / f"sync-{runs}" / "j.jsonl")) < stats.events:
             raise SystemExit("sync did not merge every event of the copy")
 
-        # SIGINT at points spread through the merge (25%, 50%, 75% of its median time with
-        # three tries): what Ctrl-C does can depend on the phase, and the bar holds for all.
-        tries = runs if args.quick else max(3, runs)
+        # SIGINT at points spread through the merge (1/6, 2/6, ... 5/6 of its median time
+        # with five tries): what Ctrl-C does depends on the phase, and the bar holds for all.
+        tries = runs if args.quick else max(5, runs)
         stops: dict[str, list[dict[str, object]]] = {}
         for case, command in ((sync, ["sync"]), (run_case, ["run", "--quiet"])):
             for k in range(tries):
