@@ -85,7 +85,7 @@ def interrupt_twice(argv: list[str], work: Path, env: dict[str, str], at: float,
                 child.kill()
                 child.wait()
             latency = time.monotonic() - second
-            after = ("ended by the 2nd SIGINT" if child.returncode in (130, -signal.SIGINT)
+            after = ("exited after the 2nd SIGINT" if child.returncode in (130, -signal.SIGINT)
                      else "ran on, both SIGINTs unheeded")
         total = time.monotonic() - first
     journal = work / "j.jsonl"
