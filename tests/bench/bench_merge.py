@@ -149,7 +149,7 @@ def main() -> int:
         for case, command in ((sync, ["sync"]), (run_case, ["run", "--quiet"])):
             for k in range(tries):
                 fraction = (k + 1) / (tries + 1)
-                at = max(0.3, fraction * case.median)
+                at = max(0.2, fraction * case.median)  # 0.2 s: past Python's start-up
                 work = fresh(tmp, copy, f"interrupt-{k}")
                 stop = interrupt_twice([*jq, *command, "--config", str(config), "--state",
                                         "j.jsonl", "--sync-dir", "sd"], work, env, at, jq)
