@@ -44,6 +44,7 @@ from journalq.reader import ReadReport
 from journalq.reader import replay as reader_replay
 from journalq.timestamps import format_ts, parse_ts_micros
 
+_SKEW_MICROS = 1_000_000
 # Reads and folds a journal: what the writer is handed (see the module docstring).
 Replay = Callable[[str, FileSystem], tuple[Fold, ReadReport]]
 
@@ -147,10 +148,14 @@ class Writer:
     def stamp(self, event: ev.Event) -> ev.Event:
         """The event with this session's next id and a timestamp never below any seen."""
         self._seq += 1
-        micros = max(self._clock(), self._floor + 1)
+        now = self._clock()
+        micros = max(now, self._floor + 1)
         self._floor = micros
+        # Raised more than a second above our clock (we read an event from a clock that
+        # runs ahead): say what our clock said, so liveness is judged by it.
+        clock = format_ts(now) if micros - now > _SKEW_MICROS else None
         return attrs.evolve(event, id=f"{self.session}:{self._seq}", ts=format_ts(micros),
-                            session=self.session)
+                            session=self.session, clock=clock)
 
     def append(self, event: ev.Event) -> ev.Event:
         """Stamp, append and fsync one event; it is durable when this returns."""

@@ -119,7 +119,7 @@ def _duration(attempt: Attempt | None, now: datetime) -> float | None:
     if attempt.duration is not None:
         return attempt.duration
     if attempt.finished is None:
-        return seconds_between(attempt.started, now)
+        return max(0.0, seconds_between(attempt.started, now))
     return None
 
 
@@ -127,7 +127,15 @@ def _beat_age(job: Job, now: datetime) -> str:
     attempt = job.last
     if job.status is not Status.RUNNING or attempt is None:
         return "-"
-    return duration(seconds_between(attempt.heartbeat or attempt.started, now)) + " ago"
+    return age(seconds_between(attempt.heartbeat or attempt.started, now))
+
+
+def age(seconds: float) -> str:
+    """`12s ago`; a time ahead of our clock is `just now` and says by how much, never a
+    negative age."""
+    if seconds < -1:
+        return f"just now (its clock is {duration(-seconds)} ahead of ours)"
+    return f"{duration(max(0.0, seconds))} ago"
 
 
 def notes(queue: Queue) -> list[str]:
