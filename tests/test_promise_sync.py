@@ -38,6 +38,9 @@ from promise_support import (
     wait_until,
 )
 
+# Long crash, fault and multi-runtime scenarios: `pytest -m "not slow"` skips them.
+pytestmark = pytest.mark.slow
+
 EXIT_JOURNAL = 4
 EXIT_BUSY = 5
 
