@@ -4,6 +4,7 @@ job counts as settled), 1 if one failed, 124 when its timeout passes first. It o
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -14,6 +15,10 @@ from ops_support import FAIL, OK, command_config, processes, sleeper
 from test_run_support import wait_until
 
 from conftest import REPO, journalq
+from journalq import api
+from journalq.opened import open_queue
+from journalq.reading import read_queue
+from journalq.watch import QueueWatch
 
 JOURNAL = Path("runtime_state/wq.jsonl")
 
@@ -140,3 +145,33 @@ def _all_done(project: Path) -> bool:
     done = journalq("status", "--state", str(project / JOURNAL), "--status", "done",
                     "--format", "tsv")
     return len(done.stdout.splitlines()) == 3
+
+
+def test_the_polled_fold_equals_a_full_read_through_appends_torn_lines_and_merges(
+        project: Path) -> None:
+    """What `wait` and `logs --follow` poll (the journal folded once, then only what was
+    appended) equals a full read at every step: after plain appends, while the last line
+    is half written, and after a merge appended events older than the newest."""
+    config = command_config(project, "wq", {"a": OK, "b": FAIL})
+    cli_run = journalq("run", "--config", config, "--quiet")
+    assert 1 == cli_run.returncode
+    lines = (project / JOURNAL).read_bytes().splitlines(keepends=True)
+    (project / JOURNAL).write_bytes(b"".join(lines[:5]))
+    opened = open_queue(console=api.stream_console(), state=str(JOURNAL), config=None)
+    watch = QueueWatch(opened)
+
+    def appended(data: bytes) -> None:
+        with (project / JOURNAL).open("ab") as journal:
+            journal.write(data)
+        assert read_queue(opened) == watch.queue()
+
+    assert read_queue(opened) == watch.queue()
+    for line in lines[5:-1]:
+        appended(line)
+    appended(lines[-1][:10])  # torn: a writer half-way through its append
+    appended(lines[-1][10:])
+    older = json.loads(lines[0])  # a session_started, from a session merged in late
+    assert "session_started" == older["type"]
+    older.update(id="abcdefabcdef:1", session="abcdefabcdef")
+    appended(json.dumps(older).encode() + b"\n")  # sorts before the newest: a full replay
+    assert "abcdefabcdef" in watch.queue().sessions
