@@ -66,6 +66,20 @@ def _run_args(sub: argparse.ArgumentParser) -> None:
                      help="when the journal's spec of a job differs from the config's, which "
                           "one to run")
     sub.add_argument("--quiet", action="store_true", help="do not echo the jobs' output")
+    sub.add_argument("jobs", nargs="*", metavar="JOB",
+                     help="run only these jobs (still in queue order)")
+    sub.add_argument("--only", action="append", default=[], metavar="GLOB",
+                     help="run only jobs whose id matches GLOB (repeatable)")
+    sub.add_argument("--shard", metavar="K/N",
+                     help="run only the jobs at positions K, K+N, K+2N... of the queue's order")
+    sub.add_argument("--slots", type=_count, metavar="N",
+                     help="run up to N jobs at once (default: the config's slots, 1)")
+    sub.add_argument("--gpus", metavar="IDS",
+                     help="one slot per GPU, e.g. 0,1 or auto (each job sees its own as "
+                          "CUDA_VISIBLE_DEVICES)")
+    sub.add_argument("--halt", type=_count, metavar="N",
+                     help="after N failed attempts start no new job (default: the config's "
+                          "halt_after_failures, never)")
 
 
 def _recover_args(sub: argparse.ArgumentParser) -> None:
@@ -207,6 +221,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _count(text: str) -> int:
+    """A whole number from 1, for argparse."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 10_000:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number from 1")
+    return value
+
+
 def _seconds(text: str) -> float:
     """A positive number of seconds, for argparse."""
     try:
@@ -287,7 +312,9 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
         from journalq.commands.run import run
 
         return run(opened, resume=args.resume, stale_seconds=args.stale_seconds,
-                   force=args.force, trust=args.trust, quiet=args.quiet)
+                   force=args.force, trust=args.trust, quiet=args.quiet, jobs=args.jobs,
+                   only=args.only, shard=args.shard, slot_count=args.slots, gpus=args.gpus,
+                   halt=args.halt)
     raise UsageError(f"unknown command {command}")
 
 

@@ -16,6 +16,8 @@ import select
 import threading
 from collections.abc import Callable
 
+from journalq.render import Console
+
 BUFFER_BYTES = 4 << 20
 
 
@@ -36,9 +38,13 @@ class Terminal:
                                         daemon=True)
         self._thread.start()
 
-    def out(self, data: bytes) -> None:
-        """Queue bytes for stdout (a job's echo): dropped if the queue is full."""
+    def echo(self, data: bytes) -> None:
+        """Queue bytes of a job's output for stdout: dropped if the queue is full."""
         self._put(0, data, droppable=True)
+
+    def out(self, data: bytes) -> None:
+        """Queue bytes of journalq's own output for stdout (kept, like `err`)."""
+        self._put(0, data, droppable=False)
 
     def err(self, data: bytes) -> None:
         """Queue bytes for stderr (progress, warnings): kept even past the limit, as they
@@ -135,3 +141,32 @@ class Prefixer:
         if self._owner == prefix:
             self._owner = None
             self._sink(b"\n")
+
+
+class Echo:
+    """Jobs' output on the terminal: one prefixed stream per job, through one `Terminal`."""
+
+    def __init__(self, terminal: Terminal) -> None:
+        self._terminal = terminal
+        self._prefixer = Prefixer(terminal.echo)
+
+    def for_job(self, job: str) -> Callable[[bytes], None]:
+        """Where the job's output goes to be echoed."""
+        prefix = f"{job} | ".encode()
+        return lambda data: self._prefixer.feed(prefix, data)
+
+    def end(self, job: str) -> None:
+        """The job is over: end its partial line, if one shows."""
+        self._prefixer.end(f"{job} | ".encode())
+
+    def dropped(self) -> int:
+        """Bytes of output not echoed because the terminal did not keep up."""
+        return self._terminal.dropped()
+
+
+def console_on(terminal: Terminal) -> Console:
+    """A console whose every line goes through `terminal`: nothing journalq prints while
+    jobs run can stall the runner."""
+    return Console(out=lambda text: terminal.out(f"{text}\n".encode()),
+                   err=lambda text: terminal.err(f"{text}\n".encode()),
+                   echo=terminal.echo, write=lambda text: terminal.out(text.encode()))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -251,10 +251,12 @@ def finish_detail(attempt: Attempt) -> str:
     return f"{code}{reason}  {duration(attempt.duration)}"
 
 
-def summary(queue: Queue) -> str:
-    """The closing lines of `run`: counts, then each failed job with its code and log."""
+def summary(queue: Queue, selected: Collection[str] | None = None) -> str:
+    """The closing lines of `run`: counts, then each failed job (of those it selected, when
+    it selected some) with its code and log."""
     lines = [f"{queue.name}: {counts_line(queue)}"]
-    failed = queue.by_status(Status.FAILED)
+    failed = [job for job in queue.by_status(Status.FAILED)
+              if selected is None or job.id in selected]
     lines.extend(failed_line(job) for job in failed)
     if failed:
         lines.append("rerun them with `journalq retry --failed` then `journalq run` again")

@@ -235,8 +235,6 @@ def test_ctrl_c_during_start_up_never_prints_a_traceback(project: Project) -> No
     assert [] == stray_endings(read_events(project.journal))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9.12: a closed terminal ends run with exit 1 and "
-                   "reason error")
 def test_closing_the_terminal_during_run_is_an_interruption(project: Project) -> None:
     """`run` in a terminal that is closed mid-job (SIGHUP, then every write fails) stops
     the job as interrupted (pending again, attempt not charged) and ends its session with

@@ -14,10 +14,10 @@ from conftest import REPO
 
 CORE = {"events", "outcomes", "codec", "strict", "state", "attempts", "transitions", "fold",
         "policy", "config", "configfile", "schema", "problems", "expand", "errors",
-        "timestamps", "defaults", "copies", "jobfilter", "axes"}
+        "timestamps", "defaults", "copies", "selection", "runners", "jobfilter", "axes"}
 SHELL = {"journal", "reader", "reading", "lock", "fs", "host", "clock", "sync",
          "runner", "batch", "echo", "attempt", "scheduler", "reaper", "jobfiles", "progress",
-         "failpoint", "commands", "opened",
+         "failpoint", "commands", "opened", "slots", "gitinfo",
          "recovery", "checkpoint", "cli", "session", "card", "render", "repair", "__init__",
          "__main__", "watch", "tabular", "results", "api"}
 # What the core may import besides itself: computation only. No os, time, socket, pathlib,
