@@ -82,12 +82,6 @@ def _run_args(sub: argparse.ArgumentParser) -> None:
                           "halt_after_failures, never)")
 
 
-def _status_args(sub: argparse.ArgumentParser) -> None:
-    _state_args(sub)
-    sub.add_argument("--json", action="store_true", help="print JSON (schema in README)")
-    sub.add_argument("--stale-seconds", type=_seconds, metavar="N")
-
-
 def _recover_args(sub: argparse.ArgumentParser) -> None:
     _state_args(sub)
     sub.add_argument("--stale-seconds", type=_seconds, metavar="N")
@@ -115,6 +109,86 @@ def _repair_args(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--dry-run", action="store_true", help="report, write nothing")
 
 
+# ---- reading commands (issue 14): status's filters and formats, logs, wait, collect ----
+# They never take the writer lock; each builds its queue here and calls its command.
+
+
+def _status_args(sub: argparse.ArgumentParser) -> None:
+    _state_args(sub)
+    sub.add_argument("--status", action="append", default=[], metavar="S[,S...]",
+                     dest="statuses", help="only jobs in these statuses (pending, running, "
+                     "done, failed, cancelled); the counts stay the whole queue's")
+    sub.add_argument("--job", action="append", default=[], metavar="GLOB", dest="globs",
+                     help="only jobs whose id matches this shell pattern (repeatable)")
+    sub.add_argument("--format", choices=("table", "json", "tsv"), default="table",
+                     help="table (default), json (schema in README) or tsv (a header row, "
+                          "then one row per job)")
+    sub.add_argument("--json", action="store_const", const="json", dest="format",
+                     help="the same as --format json")
+    sub.add_argument("--stale-seconds", type=_seconds, metavar="N")
+
+
+def _logs_args(sub: argparse.ArgumentParser) -> None:
+    _state_args(sub)
+    sub.add_argument("job", metavar="JOB")
+    sub.add_argument("--attempt", type=int, metavar="N", help="that attempt (default: latest)")
+    sub.add_argument("--follow", action="store_true",
+                     help="stream the log until the attempt settles, then exit with the "
+                          "job's own exit status (128+n after signal n)")
+
+
+def _wait_args(sub: argparse.ArgumentParser) -> None:
+    _state_args(sub)
+    sub.add_argument("jobs", nargs="*", metavar="JOB", help="job ids or globs (default: all)")
+    sub.add_argument("--timeout", type=_seconds, metavar="S",
+                     help="give up after S seconds (exit 124)")
+
+
+def _collect_args(sub: argparse.ArgumentParser) -> None:
+    _state_args(sub)
+    sub.add_argument("--file", metavar="NAME",
+                     help="the result file in each job's out_dir (.tsv, .csv, .jsonl or "
+                          ".json; default: the job's --summary-path)")
+    sub.add_argument("--format", choices=("tsv", "csv", "jsonl"),
+                     help="output format (default: --out's extension, else tsv)")
+    sub.add_argument("--out", metavar="PATH", help="write the table there (atomically)")
+    sub.add_argument("--done-only", action="store_true", help="only jobs that are done")
+
+
+_READERS = {
+    "logs": ("print an attempt's log, or follow it while it runs", _logs_args),
+    "wait": ("block until the jobs are settled: exit 0 all done, 1 any failed, 124 timeout",
+             _wait_args),
+    "collect": ("one table of every job and the rows of its result file", _collect_args),
+}
+
+
+def _read(args: argparse.Namespace, console: Console) -> int:
+    """Dispatch a reading command; `wait` may start before the journal exists when it has
+    the config (the jobs of a run about to start)."""
+    from journalq.opened import open_queue
+
+    opened = open_queue(console=console, state=args.state, config=args.config,
+                        sync_dir=args.sync_dir, must_exist=args.command != "wait")
+    if args.command == "status":
+        from journalq.commands.status import status
+
+        return status(opened, fmt=args.format, statuses=args.statuses, globs=args.globs,
+                      stale_seconds=args.stale_seconds)
+    if args.command == "logs":
+        from journalq.commands.logs import logs
+
+        return logs(opened, job_id=args.job, attempt=args.attempt, follow=args.follow)
+    if args.command == "wait":
+        from journalq.commands.wait import wait
+
+        return wait(opened, job_ids=args.jobs, timeout=args.timeout)
+    from journalq.commands.collect import collect
+
+    return collect(opened, file=args.file, fmt=args.format, out=args.out,
+                   done_only=args.done_only)
+
+
 _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "init": ("create the journal, or add the config's new jobs to it", _init_args),
     "run": ("run the queue's pending jobs one at a time", _run_args),
@@ -124,6 +198,7 @@ _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "cancel": ("cancel pending jobs so that run skips them", _cancel_args),
     "sync": ("merge the sync folder's copies into the journal and copy it back", _state_args),
     "repair": ("drop a journal's corrupt lines after keeping a backup", _repair_args),
+    **_READERS,
 }
 
 
@@ -209,15 +284,13 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
         opened = open_queue(console=console, state=args.state, config=args.config)
         return repair.repair(opened.path, salvage=args.salvage, dry_run=args.dry_run,
                              say=console.out)
+    if command in _READERS or command == "status":
+        return _read(args, console)
     opened = _opened(args, console)
     if command == "init":
         from journalq.commands.init import init
 
         return init(opened)
-    if command == "status":
-        from journalq.commands.status import status
-
-        return status(opened, as_json=args.json, stale_seconds=args.stale_seconds)
     if command == "recover":
         from journalq.commands.recover import recover
 
