@@ -28,16 +28,21 @@ PathLike = str | os.PathLike[str]
 def run(config: PathLike, *, state: PathLike | None = None,
         sync_dir: PathLike | None = None, resume: bool = False,
         stale_seconds: float | None = None, force: bool = False, trust: str | None = None,
-        quiet: bool = False) -> None:
-    """`journalq run`: run the config's pending jobs; returns when every job is done (or
-    cancelled), raises `journalq.Error` otherwise (exit_code 1: a job failed; 6: a decision
-    is needed, e.g. `resume=True`; 5: another runner is busy; 130: interrupted)."""
+        quiet: bool = False, jobs: str | Iterable[str] = (), only: str | Iterable[str] = (),
+        shard: str | None = None, slots: int | None = None, gpus: str | None = None,
+        halt: int | None = None) -> None:
+    """`journalq run`: run the config's pending jobs (or those `jobs`, `only` globs and
+    `shard` "K/N" select) in `slots` (or one per GPU of `gpus`, e.g. "0,1" or "auto");
+    returns when they are all done (or cancelled), raises `journalq.Error` otherwise
+    (exit_code 1: a job failed; 6: a decision is needed, e.g. `resume=True`; 5: another
+    runner has the jobs; 130: interrupted)."""
     from journalq.commands.run import run as run_command
 
     opened = _open(config=config, state=state, sync_dir=sync_dir, must_exist=False)
     _settle("run", opened, lambda: run_command(
         opened, resume=resume, stale_seconds=stale_seconds, force=force, trust=trust,
-        quiet=quiet))
+        quiet=quiet, jobs=_words(jobs), only=_words(only), shard=shard, slot_count=slots,
+        gpus=gpus, halt=halt))
 
 
 def status(config: PathLike | None = None, *, state: PathLike | None = None,

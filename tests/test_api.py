@@ -37,11 +37,8 @@ def test_a_failed_job_raises_error_with_exit_code_1(project: Path) -> None:
 
 # Until then, `run` writes to file descriptors 1 and 2, which are not the cell (IPython
 # captures `sys.stdout` and `sys.stderr`; Colab's kernel does not forward descriptor 1).
-NEEDS_CONSOLE = pytest.mark.xfail(strict=True, reason="needs run's Terminal to write "
-                                  "through the console it is handed (the lead's run/echo)")
 
 
-@NEEDS_CONSOLE
 def test_a_runs_output_reaches_sys_stdout_and_stderr(
         project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The jobs' output reaches `sys.stdout` and the summary `sys.stderr`, where a
@@ -158,7 +155,6 @@ def test_every_error_is_a_journalq_error(project: Path) -> None:
     assert "no journal here yet" in missing.value.message
 
 
-@NEEDS_CONSOLE
 def test_a_jobs_output_reaches_a_stream_without_a_byte_buffer(
         project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """IPython's stdout takes text only (no `.buffer`): the jobs' output, decoded, still
@@ -183,8 +179,6 @@ def test_import_journalq_loads_nothing_else() -> None:
     assert "['journalq']\n" == loaded
 
 
-@pytest.mark.xfail(strict=True, reason="needs runner.Interrupts to install no signal "
-                   "handlers outside the main thread (the lead's runner.py)")
 def test_run_works_from_a_thread_that_is_not_the_main_one(project: Path) -> None:
     """Signal handlers can only be installed from the main thread: from another one,
     `journalq.run` runs without them rather than fail."""

@@ -12,7 +12,7 @@ import attrs
 from journalq import gitinfo, policy, slots
 from journalq.batch import Batch, Plan
 from journalq.config import Config
-from journalq.echo import Echo, Terminal, console_on
+from journalq.echo import Echo, console_on, terminal_for
 from journalq.errors import DecisionNeeded, UsageError
 from journalq.opened import Opened
 from journalq.outcomes import RecoveryReason
@@ -38,7 +38,7 @@ def run(opened: Opened, *, resume: bool = False, stale_seconds: float | None = N
     selection = _selection(jobs, only, shard)
     plan_slots = _slots(cfg, slot_count, gpus)
     stale = opened.stale_seconds(stale_seconds)
-    terminal = Terminal()
+    terminal = terminal_for(opened.console)
     console = console_on(terminal)
     opened = _with_console(opened, console)
     try:
