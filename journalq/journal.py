@@ -32,7 +32,7 @@ from journalq.errors import JournalError
 from journalq.fold import Folder
 from journalq.fs import REAL, FileSystem, aside_path
 from journalq.lock import Holder, LeftRunning, acquire, holder_here, left_running, write_holder
-from journalq.reader import ReadReport
+from journalq.reader import ReadReport, check_journal
 from journalq.reader import replay as reader_replay
 from journalq.timestamps import format_ts, parse_ts_micros
 
@@ -73,8 +73,10 @@ class Writer:
         """Lock the journal, read it whole, and get ready to append.
 
         Refuses (BusyError) if another process holds the lock, and (JournalError) if the
-        journal is corrupt or was written by a newer journalq.
+        journal is corrupt or was written by a newer journalq. What is not a journal at all
+        (a config, a FIFO) is refused before the lock is taken, so nothing appears beside it.
         """
+        check_journal(path, fs)
         folder_path = posixpath.dirname(path) or "."
         try:
             fs.makedirs(folder_path)
