@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 from journalq import __version__, host, render
 from journalq import events as ev
 from journalq.card import card_path, read_card, write_card
+from journalq.clock import now_micros
 from journalq.config import Config
 from journalq.errors import (
     EXIT_DECISION,
@@ -27,11 +27,13 @@ from journalq.errors import (
 from journalq.failpoint import failpoint
 from journalq.jobfiles import JobFiles
 from journalq.progress import Progress
+from journalq.reaper import TAG_VARIABLE, attempt_tag
 from journalq.render import Console
 from journalq.runner import Exit, Interrupts, LineEcho, Watch, child_env, log_text, opened_log
 from journalq.runner import run_attempt as spawn_and_watch
 from journalq.session import Session
 from journalq.state import Job, Status
+from journalq.timestamps import format_ts
 
 _SIGNAL_EXIT: dict[int, int] = {
     signal.SIGINT: EXIT_SIGINT, signal.SIGTERM: EXIT_SIGTERM, signal.SIGHUP: EXIT_SIGHUP,
@@ -126,7 +128,9 @@ class Batch:
                 spec, cwd=os.path.join(self.base, spec.cwd),
                 env=child_env(spec, {"JOURNALQ_JOB": job.id, "JOURNALQ_ATTEMPT": str(number),
                                      "JOURNALQ_OUT_DIR": out_dir,
-                                     "JOURNALQ_QUEUE": self.cfg.queue}),
+                                     "JOURNALQ_QUEUE": self.cfg.queue,
+                                     TAG_VARIABLE: attempt_tag(self.session.id, job.id,
+                                                               number)}),
                 log_fd=log_fd,
                 watch=Watch(self.cfg.heartbeat_seconds, spec.timeout, self.cfg.grace_seconds),
                 interrupts=self.interrupts,
@@ -209,4 +213,4 @@ def _exit_text(result: Exit) -> str:
 
 
 def _iso_now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return format_ts(now_micros())  # the journal's format, as `started` is

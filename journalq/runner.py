@@ -3,7 +3,8 @@
 The child's stdout and stderr go to a per-attempt log (never overwritten) and, line by line
 with the job id in front, to the terminal. While it runs, the runner heartbeats; past its
 timeout, or when the operator stops journalq, the whole process group gets SIGTERM and,
-after a grace period, SIGKILL, so no grandchild outlives its job.
+after a grace period, SIGKILL, so no grandchild outlives its job; on Linux, what left the
+group (a setsid daemon) is killed by its attempt's tag when the attempt ends (`reaper`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from types import FrameType
 
 import attrs
 
-from journalq import host
+from journalq import host, reaper
 from journalq.state import JobSpec
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -169,8 +170,11 @@ def run_attempt(
     on_heartbeat: Callable[[], None],
     echo: LineEcho | None,
 ) -> Exit:
-    """Spawn the job, pump its output, heartbeat, enforce its timeout, and reap it."""
+    """Spawn the job, pump its output, heartbeat, enforce its timeout, and reap it: it and
+    whatever it left behind (see `journalq.reaper`; the tag is the one in `env`)."""
     argv = resolve_argv(spec)
+    reaper.become_subreaper()
+    tag = env.get(reaper.TAG_VARIABLE)
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
     started = time.monotonic()
     try:
@@ -197,6 +201,7 @@ def run_attempt(
         # records is wasted work, and one left running would be an orphan. Stop it now.
         _kill_group(child.pid, signal.SIGKILL)
         child.wait()
+        _kill_leftovers(tag, log_fd)
         os.close(read_fd)
         raise
     _drain(read_fd, log_fd, echo)
@@ -204,6 +209,7 @@ def run_attempt(
     # killing the group now reaches only this job's leftover processes.
     _kill_group(child.pid, signal.SIGKILL)
     code = child.wait()
+    _kill_leftovers(tag, log_fd)
     os.close(read_fd)
     if echo:
         echo.flush()
@@ -255,6 +261,17 @@ def _watch(child: subprocess.Popen[bytes], read_fd: int, log_fd: int, watch: Wat
                 else:
                     interrupts.drain()
     return reason
+
+
+def _kill_leftovers(tag: str | None, log_fd: int) -> None:
+    """Kill what the attempt left outside its process group (a setsid daemon), and say so
+    in its log."""
+    if tag is None:
+        return
+    killed = reaper.kill_leftovers(tag)
+    if killed:
+        log_text(log_fd, f"# journalq: killed {len(killed)} process(es) the job left behind "
+                         f"outside its process group: {' '.join(map(str, killed))}\n")
 
 
 def _has_exited(pid: int) -> bool:
