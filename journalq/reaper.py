@@ -112,12 +112,35 @@ def kill_tagged(tag: str, grace: float) -> list[int]:
 
 
 def _children(pid: str, task: str | None = None) -> list[int]:
-    """The children of a process (of one of its threads, if `task` is given): one read."""
+    """The children of a process (of one of its threads, if `task` is given): one read.
+
+    Orphans are re-parented to the subreaper's main thread, and journalq spawns from it,
+    so the runner reads only its own task's list. Kernels without these lists (built
+    without CONFIG_PROC_CHILDREN; some sandboxes) are scanned instead, at a cost of a
+    read per process."""
+    if not _have_children_lists():
+        number = os.getpid() if pid == "self" else int(pid)
+        return [child for child, parent in _parents().items() if parent == number]
     tasks = [task] if task else _listdir(f"/proc/{pid}/task")
     found: list[int] = []
     for thread in tasks:
         found += [int(word) for word in _read(f"/proc/{pid}/task/{thread}/children").split()]
     return found
+
+
+@functools.cache
+def _have_children_lists() -> bool:
+    return os.path.exists(f"/proc/self/task/{os.getpid()}/children")
+
+
+def _parents() -> dict[int, int]:
+    """pid -> parent pid of every process (the slow way, field 4 of /proc/<pid>/stat)."""
+    parents = {}
+    for pid in _all_pids():
+        stat = _read(f"/proc/{pid}/stat")
+        if stat:
+            parents[pid] = int(stat[stat.rindex(b")") + 2:].split()[1])
+    return parents
 
 
 def _tree(roots: list[int]) -> Iterator[int]:
