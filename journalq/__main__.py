@@ -58,7 +58,21 @@ def _exit(code: int) -> "NoReturn":
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    if code in (_SIGHUP_EXIT, _SIGINT_EXIT):
+        # CPython remembers a KeyboardInterrupt that escaped an `eval` (say, in the middle of
+        # an import), even one we caught, and at exit kills itself with SIGINT instead of
+        # returning our status (seen on 3.13). An interrupted command has written all it
+        # will (the journal with os.write and fsync): flush and leave, with our status.
+        import contextlib
+
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os._exit(code)
     sys.exit(code)
+
+
+_SIGHUP_EXIT, _SIGINT_EXIT = 129, 130  # as journalq.errors says; not imported, for speed
 
 
 if __name__ == "__main__":
