@@ -308,3 +308,25 @@ def test_a_session_that_could_not_announce_itself_never_ends_in_the_journal(
 
     assert 4 == done.returncode, done.stderr
     assert data == journal.read_bytes()
+
+
+def test_journalq_started_by_a_path_that_is_not_utf8_still_records_its_session(
+        project: Path) -> None:
+    """The program's own path (argv[0]) is no argument to refuse: a console script reached
+    through a name that is not UTF-8 works, and `session_started` keeps that word with its
+    odd byte escaped. It used to exit 70 and leave a `session_ended` alone."""
+    script = Path(sys.executable).parent / "journalq"
+    if not script.exists():
+        pytest.skip("no console script beside this python")
+    write(project / "configs" / "q.yaml", CONFIG)
+    link = os.path.join(os.fsencode(project), b"jq\xe9")
+    os.symlink(os.fsencode(script), link)
+
+    done = subprocess.run([link, b"init", b"--config", b"configs/q.yaml"], cwd=project,
+                          capture_output=True, text=True, timeout=60)
+
+    assert 0 == done.returncode, done.stderr
+    journal = project / "runtime_state" / "q.jsonl"
+    assert [(0, "completed")] == paired(journal)
+    [started] = [e for e in events(journal) if e["type"] == "session_started"]
+    assert started["argv"][0].endswith("jq\\xe9")
