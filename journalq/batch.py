@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 import signal
 
-from journalq import __version__, host, render
+from journalq import __version__, host, policy, render
 from journalq import events as ev
 from journalq.card import card_path, read_card, write_card
-from journalq.clock import now_micros
+from journalq.clock import Clock
 from journalq.config import Config
 from journalq.errors import (
     EXIT_DECISION,
@@ -22,18 +22,20 @@ from journalq.errors import (
     EXIT_SIGHUP,
     EXIT_SIGINT,
     EXIT_SIGTERM,
+    BusyError,
     JournalError,
 )
 from journalq.failpoint import failpoint
+from journalq.fold import Folder
 from journalq.jobfiles import JobFiles
 from journalq.progress import Progress
 from journalq.reaper import TAG_VARIABLE, attempt_tag
+from journalq.recovery import observe
 from journalq.render import Console
 from journalq.runner import Exit, Interrupts, LineEcho, Watch, child_env, log_text, opened_log
 from journalq.runner import run_attempt as spawn_and_watch
 from journalq.session import Session
 from journalq.state import Job, Status
-from journalq.timestamps import format_ts
 
 _SIGNAL_EXIT: dict[int, int] = {
     signal.SIGINT: EXIT_SIGINT, signal.SIGTERM: EXIT_SIGTERM, signal.SIGHUP: EXIT_SIGHUP,
@@ -44,10 +46,14 @@ class Batch:
     """One `run`: the jobs it may run, and how each attempt is recorded."""
 
     def __init__(self, cfg: Config, session: Session, console: Console,
-                 interrupts: Interrupts, *, quiet: bool, runnable: set[str]) -> None:
+                 interrupts: Interrupts, *, quiet: bool, runnable: set[str],
+                 clock: Clock, stale_seconds: float,
+                 declared_dead: frozenset[str] = frozenset()) -> None:
         self.cfg = cfg
+        self.stale_seconds = stale_seconds
+        self.clock = clock
+        self.declared_dead = declared_dead  # runner sessions --force said are gone
         self.session = session
-        self.folder = session.fold
         self.console = console
         self.interrupts = interrupts
         self.quiet = quiet
@@ -55,13 +61,16 @@ class Batch:
         self.ran_elsewhere: list[str] = []
         self.base = os.getcwd()
         self.files = JobFiles(cfg, session.path, session.id)
-        self.progress = Progress(self.folder, console)
+        self.progress = Progress(lambda: session.fold, console)
+
+    @property
+    def folder(self) -> Folder:
+        """The live fold (a merge that sorts in older events replaces it: never keep it)."""
+        return self.session.fold
 
     def sync(self, *, boundary: bool) -> None:
         """Copy the journal to the sync folder: at a boundary, or when it is due."""
-        mirror = self.session.mirror
-        if mirror is not None:
-            mirror.push(self.session.path, self.session.id, boundary=boundary)
+        self.session.push(boundary=boundary)
 
     def run_pending(self) -> None:
         """Run pending jobs in queue order until none is left or we are interrupted.
@@ -71,6 +80,8 @@ class Batch:
         """
         for job_id in self.folder.job_ids():
             while job_id in self.runnable and self.interrupts.received is None:
+                if self._yields():
+                    return
                 job = self.folder.job(job_id)
                 if job is None or job.status is not Status.PENDING or self._ran_elsewhere(job):
                     break
@@ -78,6 +89,29 @@ class Batch:
                 self.sync(boundary=True)
             if self.interrupts.received is not None:
                 return
+
+    def _push_due(self) -> float | None:
+        mirror = self.session.mirror
+        return None if mirror is None else mirror.due()
+
+    def _yields(self) -> bool:
+        """Pull what is new in the sync folder, and whether another live runner of this
+        queue started before us: then we start nothing more (the check at start-up cannot
+        see a runner whose copy was still on its way through a lagging folder)."""
+        if self.session.mirror is None:
+            return False
+        self.session.merge(when_due=True, lenient=True)
+        queue = self.session.queue()
+        seen = observe(queue, self.clock.utc_now(), self.stale_seconds)
+        here = frozenset(
+            info.id for info in queue.sessions.values()
+            if info.boot_id == seen.boot_id and info.id != self.session.id
+            and info.ended is None and host.is_alive(info.pid, info.pid_start))
+        self.yielded_to = policy.runner_to_yield_to(queue, self.session.id, seen, here,
+                                                    ignore=self.declared_dead)
+        return self.yielded_to is not None
+
+    yielded_to: policy.RemoteRunner | None = None
 
     def _ran_elsewhere(self, job: Job) -> bool:
         """Whether the job's out_dir holds a run card of an attempt this journal never saw:
@@ -132,7 +166,8 @@ class Batch:
                                      TAG_VARIABLE: attempt_tag(self.session.id, job.id,
                                                                number)}),
                 log_fd=log_fd,
-                watch=Watch(self.cfg.heartbeat_seconds, spec.timeout, self.cfg.grace_seconds),
+                watch=Watch(self.cfg.heartbeat_seconds, spec.timeout, self.cfg.grace_seconds,
+                            due=self._push_due, on_due=lambda: self.sync(boundary=True)),
                 interrupts=self.interrupts,
                 on_spawn=lambda pid: self._spawned(job.id, pid, child),
                 on_heartbeat=lambda: self._heartbeat(job.id, number, child),
@@ -169,7 +204,7 @@ class Batch:
                 "queue": self.cfg.queue, "command": list(job.spec.argv),
                 "shell": job.spec.shell, "outcome": outcome, "reason": result.reason,
                 "return_code": result.return_code, "signal": result.signal,
-                "started": started_ts, "finished": _iso_now(),
+                "started": started_ts, "finished": self.clock.stamp(),
                 "duration": round(result.duration, 6), "host": host.hostname(),
                 "journalq_version": __version__, "spec_sha256": job.spec.sha256,
             }, self.session.fs, self.files.card_must_be_durable(out_dir))
@@ -196,6 +231,14 @@ class Batch:
             self.console.warn(f"{len(left_out)} pending job(s) are not in {self.cfg.source} "
                               f"and were not run ({', '.join(left_out[:5])}); cancel them, "
                               "or run them with --trust journal")
+        if self.yielded_to is not None:
+            other = self.yielded_to
+            raise BusyError(
+                f"another runner of queue {queue.name} started before this one: session "
+                f"{other.session} on {other.host}, last heard from "
+                f"{render.duration(max(other.age, 0))} ago; this runner started no more jobs. "
+                "Let that one finish (or stop it), then rerun"
+            )
         code = EXIT_JOBS_FAILED if queue.by_status(Status.FAILED) else EXIT_OK
         if self.ran_elsewhere:
             code = EXIT_DECISION
@@ -211,6 +254,3 @@ def _exit_text(result: Exit) -> str:
         return f"rc={result.return_code} ({result.reason})"
     return f"signal {result.signal} ({result.reason})"
 
-
-def _iso_now() -> str:
-    return format_ts(now_micros())  # the journal's format, as `started` is

@@ -22,11 +22,11 @@ from typing import Any
 
 import attrs
 
-from journalq.fold import Folder, OutOfOrder
+from journalq.fold import Fold, FoldState, OutOfOrder
 from journalq.fs import REAL, FileSystem
 from journalq.reader import Reader, ReadReport
 from journalq.reader import replay as reader_replay
-from journalq.state import Anomaly, Attempt, Job, JobSpec, SessionInfo
+from journalq.state import Anomaly, Attempt, Job, JobSpec, Queue, SessionInfo, Status
 
 SUFFIX = ".fold"
 VERSION = 1
@@ -65,7 +65,61 @@ def _schema() -> dict[str, list[str]]:
             for kind in (Job, JobSpec, Attempt, SessionInfo, Anomaly)}
 
 
-def save(journal: str, folder: Folder, offset: int, lines: int, newest: str,
+def rows(state: FoldState) -> dict[str, Any]:
+    """A fold's state as plain JSON values, laid out by the state types' fields (`_schema`):
+    compact (rows, not objects), and read back by `state_of`."""
+    return {
+        "name": state.header.name,
+        "config": state.header.config,
+        "jobs": [_job_row(job) for job in state.jobs],
+        "sessions": [attrs.astuple(info, recurse=False) for info in state.sessions],
+        "anomalies": [attrs.astuple(a, recurse=False) for a in state.anomalies],
+        "unknown": sorted(state.unknown),
+        "beats": {job: list(beat) for job, beat in state.beats.items()},
+        "count": state.count,
+        "seen": dict(state.seen),
+        "newest": dict(state.newest),
+        "last": list(state.last),
+    }
+
+
+def state_of(document: dict[str, Any]) -> FoldState:
+    """The fold's state `rows` wrote; raises (KeyError, TypeError, ValueError) on anything
+    malformed, which `_load` treats as "no checkpoint"."""
+    ts, event_id = document["last"]
+    return FoldState(
+        header=Queue(name=document["name"], config=document["config"]),
+        jobs=tuple(_job_from_row(row) for row in document["jobs"]),
+        sessions=tuple(SessionInfo(*row) for row in document["sessions"]),
+        anomalies=tuple(Anomaly(*row) for row in document["anomalies"]),
+        unknown=frozenset(document["unknown"]),
+        beats={job: (int(b[0]), str(b[1]), b[2]) for job, b in document["beats"].items()},
+        count=int(document["count"]), seen=dict(document["seen"]),
+        newest=dict(document["newest"]),
+        last=(str(ts), str(event_id)),
+    )
+
+
+def _job_row(job: Job) -> list[Any]:
+    spec = attrs.astuple(job.spec, recurse=False)
+    attempts = [attrs.astuple(attempt, recurse=False) for attempt in job.attempts]
+    return [job.id, spec, job.added, job.status.value, attempts, job.charged, job.reason,
+            job.changed_after_done]
+
+
+def _job_from_row(row: list[Any]) -> Job:
+    job_id, spec, added, status, attempts, charged, reason, changed = row
+    argv, shell, cwd, env, out_dir, max_attempts, timeout, sha256 = spec
+    return Job(
+        id=job_id,
+        spec=JobSpec(tuple(argv), shell, cwd, env, out_dir, max_attempts, timeout, sha256),
+        added=added, status=Status(status),
+        attempts=tuple([Attempt(*attempt) for attempt in attempts]),
+        charged=charged, reason=reason, changed_after_done=changed,
+    )
+
+
+def save(journal: str, folder: Fold, offset: int, lines: int, newest: str,
          fs: FileSystem = REAL) -> None:
     """Write the checkpoint for `folder`, which folded the journal's first `offset` bytes
     (`lines` lines, newest timestamp `newest`). Best effort: a cache that cannot be written
@@ -78,13 +132,13 @@ def save(journal: str, folder: Folder, offset: int, lines: int, newest: str,
         document = {
             "v": VERSION, "fingerprint": _fingerprint(journal, offset, fs), "lines": lines,
             "newest": newest, "newer_types": folder.unknown_types(), "schema": _schema(),
-            "state": folder.snapshot(),
+            "state": rows(folder.export()),
         }
         fs.write_file(temp, json.dumps(document, separators=(",", ":")).encode(), False)
         fs.replace(temp, target)
 
 
-def _load(journal: str, fs: FileSystem) -> tuple[Folder, int, int, str, list[str]] | None:
+def _load(journal: str, fs: FileSystem) -> tuple[Fold, int, int, str, list[str]] | None:
     """The checkpoint's fold, offset, line count, newest timestamp and the newer event
     types it covers, if it is valid."""
     try:
@@ -94,14 +148,14 @@ def _load(journal: str, fs: FileSystem) -> tuple[Folder, int, int, str, list[str
         offset = int(document["fingerprint"]["offset"])
         if document["fingerprint"] != _fingerprint(journal, offset, fs):
             return None
-        folder = Folder.restore(document["state"])
+        folder = Fold.resume(state_of(document["state"]))
         newer = [str(kind) for kind in document["newer_types"]]
         return folder, offset, int(document["lines"]), str(document["newest"]), newer
     except Exception:  # noqa: BLE001 - a cache that cannot be read is no cache; never an error
         return None
 
 
-def replay(journal: str, fs: FileSystem = REAL) -> tuple[Folder, ReadReport]:
+def replay(journal: str, fs: FileSystem = REAL) -> tuple[Fold, ReadReport]:
     """The journal folded from its checkpoint and the lines after it, else from scratch:
     the one way every reader of a journal (status, writers) folds it."""
     loaded = _load(journal, fs) if fs.exists(path_for(journal)) else None

@@ -1,147 +1,36 @@
-"""The one place where values become JSON and back: events as journal lines, configs as models.
+"""Events as journal lines and back: `encode(event) -> bytes`, `decode_line(line)`.
 
 Journal lines are `{"type", "v", "id", "ts", "session", <fields in class order>}` so that
 `grep` and `jq` read them well. Decoding is strict (a string is never silently an int) and
 ignores unknown fields, so an older journalq reads a newer journal's extra fields; an unknown
 `type` or a newer `v` decodes to `UnknownEvent` rather than an error.
+
+A journal of a million events is mostly heartbeats, and reading it is what `status` costs:
+events are checked field by field against one table made from their attrs fields (cattrs'
+generated structuring costs more than the JSON parse itself), and heartbeats have a fast
+path compiled from that same table (`heartbeat_fields`).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import attrs
 
 from journalq import events as ev
+from journalq.events import TAGS, TYPES, UnknownEvent
+from journalq.strict import CHECKS, LONE_SURROGATE, PLAIN, ValueProblem, describe, lone_surrogate
 
-if TYPE_CHECKING:  # cattrs is for configs; reading a journal never imports it (start-up)
-    import cattrs
-
-TYPES: dict[str, type[ev.Event]] = {
-    "queue_created": ev.QueueCreated,
-    "job_added": ev.JobAdded,
-    "job_changed": ev.JobChanged,
-    "session_started": ev.SessionStarted,
-    "session_ended": ev.SessionEnded,
-    "job_started": ev.JobStarted,
-    "heartbeat": ev.Heartbeat,
-    "job_finished": ev.JobFinished,
-    "job_interrupted": ev.JobInterrupted,
-    "job_recovered": ev.JobRecovered,
-    "job_retried": ev.JobRetried,
-    "job_cancelled": ev.JobCancelled,
-}
-TAGS: dict[type[ev.Event], str] = {cls: tag for tag, cls in TYPES.items()}
-
-
-@attrs.frozen(kw_only=True)
-class UnknownEvent(ev.Event):
-    """A line of a type or format version this journalq does not know: a newer one wrote it."""
-
-    type: str
-    v: int
+__all__ = ["TAGS", "TORN", "TYPES", "DecodeError", "UnknownEvent", "Unparsable", "decode",
+           "decode_line", "decode_value", "encode", "heartbeat_fields", "parse_line"]
 
 
 class DecodeError(ValueError):
     """A JSON value that is not a valid event; the message says which field and why."""
-
-
-class ValueProblem(ValueError):
-    """A hook's own message, shown to people as written (`expected a list of numbers`)."""
-
-
-def _expect(kind: type, name: str) -> Callable[[Any, Any], Any]:
-    def hook(value: Any, _: Any = None) -> Any:
-        # bool is an int subclass; a journal or config saying `true` for a number is a mistake.
-        if type(value) is not kind:
-            raise ValueProblem(f"expected {name}, got {describe(value)}")
-        return value
-
-    return hook
-
-
-def _number(value: Any, _: Any = None) -> float:
-    if type(value) not in (int, float):
-        raise ValueProblem(f"expected a number, got {describe(value)}")
-    if not math.isfinite(value):
-        raise ValueProblem(f"expected a finite number, got {value}")
-    return float(value)
-
-
-def _strings(value: Any, _: Any = None) -> tuple[str, ...]:
-    if type(value) is not list or any(type(item) is not str for item in value):
-        raise ValueProblem(f"expected a list of strings, got {describe(value)}")
-    return tuple(value)
-
-
-def _string_map(value: Any, _: Any = None) -> dict[str, str]:
-    if type(value) is not dict or any(type(v) is not str for v in value.values()):
-        raise ValueProblem(f"expected a mapping of strings, got {describe(value)}")
-    return dict(value)
-
-
-# JSON (and YAML) can spell a lone UTF-16 surrogate as an escape; no UTF-8 file or terminal
-# can hold one, so printing or hashing the string would fail far from where it was read.
-_SURROGATE_ESCAPE = re.compile(rb"\\(u|U0000)[dD][89a-fA-F]")
-LONE_SURROGATE = "a string holds a lone UTF-16 surrogate escape (\\udXXX)"
-
-
-def lone_surrogate(text: bytes, value: Any) -> bool:
-    """Whether `value`, parsed from `text`, holds a string no UTF-8 text can (checked only
-    when `text` has such an escape, so reading stays fast)."""
-    if not _SURROGATE_ESCAPE.search(text):
-        return False
-    try:
-        json.dumps(value, ensure_ascii=False, default=str, skipkeys=True).encode()
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
-def describe(value: Any) -> str:
-    """A short, safe description of a bad value for an error message."""
-    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-             list: "a list", dict: "a mapping", type(None): "nothing (null)"}
-    return names.get(type(value), type(value).__name__)
-
-
-# The strict checks, by type as annotated: configs (through cattrs) and events (by hand, in
-# `decode`) accept and refuse exactly the same values, with the same words.
-_STRICT: dict[str, Callable[[Any, Any], Any]] = {
-    "str": _expect(str, "a string"), "int": _expect(int, "an integer"),
-    "bool": _expect(bool, "true or false"), "float": _number,
-    "tuple[str, ...]": _strings, "dict[str, str]": _string_map,
-}
-
-
-def make_converter(*, detailed: bool, forbid_extra_keys: bool) -> cattrs.Converter:
-    """A converter with journalq's strict hooks; `detailed` collects every error with a path."""
-    import cattrs
-
-    converter = cattrs.Converter(
-        detailed_validation=detailed, forbid_extra_keys=forbid_extra_keys
-    )
-    for kind in (str, int, bool, float):
-        converter.register_structure_hook(kind, _STRICT[kind.__name__])
-    converter.register_structure_hook_func(lambda t: t == tuple[str, ...], _strings)
-    converter.register_structure_hook_func(lambda t: t == dict[str, str], _string_map)
-    return converter
-
-
-# Fixed width, so that comparing two timestamps as strings compares them as times.
-# ASCII digits only: `\d` alone also matches other scripts' digits, which sort differently.
-# The pattern also bounds hours, minutes and seconds; `_is_time` checks the calendar day.
-_TS_FORMAT = re.compile(
-    r"[0-9]{4}-[01][0-9]-[0-3][0-9]T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{6}Z"
-)
-# Event types are snake_case words, now and in any later journalq; anything else (a "\r",
-# a 10 kB string) is damage, not a newer writer, and must not end up in a message.
-_TAG = re.compile(r"[a-z][a-z0-9_]{0,63}", re.ASCII)
 
 
 def encode(event: ev.Event) -> bytes:
@@ -153,18 +42,80 @@ def encode(event: ev.Event) -> bytes:
     return (json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
 
 
-# ---- decoding: strict, by hand, fast -------------------------------------------------------
-# A journal of a million events is mostly heartbeats; cattrs' generated structuring costs
-# more than the JSON parse itself, so events are checked field by field against their
-# attrs types here, and heartbeats have a path of their own (`heartbeat_fields`).
+# ---- lines -> JSON values -----------------------------------------------------------------
+
+class Unparsable(str):
+    """Why a line holds no JSON value (a str subclass, to tell it from a parsed string)."""
+
+    __slots__ = ()
+
+
+TORN = Unparsable("the final line has no newline (torn)")
+_raw_decode = json.JSONDecoder().raw_decode
+
+
+def parse_line(line: bytes) -> Any:
+    """The JSON value on one complete line (without its newline), or `Unparsable`."""
+    try:
+        text = line.decode()
+        value, end = _raw_decode(text)
+        if end == len(text):
+            if b"\\" in line and lone_surrogate(line, value):
+                return Unparsable(LONE_SURROGATE)
+            return value
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, or a number too long
+        pass
+    # The slow way, for its error message and for what raw_decode leaves (blank space).
+    if not line.strip(b"\0 \t\r"):
+        return Unparsable("blank or NUL-filled line")
+    try:
+        value = json.loads(line)
+    except (ValueError, RecursionError) as exc:
+        return Unparsable(f"not JSON: {str(exc)[:80]}")
+    if lone_surrogate(line, value):
+        return Unparsable(LONE_SURROGATE)
+    return value
+
+
+def decode_value(obj: Any) -> ev.Event | str:
+    """The event a parsed line holds, or why there is none."""
+    if isinstance(obj, Unparsable):
+        return str(obj)
+    try:
+        return decode(obj)
+    except DecodeError as exc:
+        return str(exc)
+
+
+def decode_line(line: bytes) -> ev.Event | str:
+    """The event on one complete line (without its newline), or why there is none."""
+    return decode_value(parse_line(line))
+
+
+# ---- JSON values -> events ----------------------------------------------------------------
+
+# Fixed width, so that comparing two timestamps as strings compares them as times.
+# ASCII digits only: `\d` alone also matches other scripts' digits, which sort differently.
+# The pattern also bounds hours, minutes and seconds; `_is_time` checks the calendar day.
+_TS_FORMAT = re.compile(
+    r"[0-9]{4}-[01][0-9]-[0-3][0-9]T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{6}Z"
+)
+# Event types are snake_case words, now and in any later journalq; anything else (a "\r",
+# a 10 kB string) is damage, not a newer writer, and must not end up in a message.
+_TAG = re.compile(r"[a-z][a-z0-9_]{0,63}", re.ASCII)
+# The envelope has defaults only so that the pure core can build events before a session
+# stamps them; on a line, every event names who wrote it.
+_ENVELOPE = ("id", "ts", "session")
+
 
 class _Field(NamedTuple):
     """How to read one field of an event (a plain tuple: made once per field at import)."""
 
     name: str
+    kind: str  # the annotation's text, without `| None`
     check: Callable[[Any, Any], Any]
     optional: bool  # None is a value
-    required: bool  # no default: a line without it is bad
+    required: bool  # a line without it is bad
 
 
 def _fields_of(cls: type[ev.Event]) -> tuple[_Field, ...]:
@@ -174,12 +125,13 @@ def _fields_of(cls: type[ev.Event]) -> tuple[_Field, ...]:
         base = kind.removesuffix(" | None")
         # Annotations are text here (`from __future__ import annotations`): reading the text
         # is much cheaper at start-up than evaluating it with typing.get_type_hints.
-        found.append(_Field(field.name, _STRICT[base], base != kind,
-                            field.default is attrs.NOTHING))
+        required = field.default is attrs.NOTHING or field.name in _ENVELOPE
+        found.append(_Field(field.name, base, CHECKS[base], base != kind, required))
     return tuple(found)
 
 
-_FIELDS = {cls: _fields_of(cls) for cls in TYPES.values()}
+# The decoder's field table: every check `decode` and `heartbeat_fields` make comes from here.
+FIELDS = {cls: _fields_of(cls) for cls in TYPES.values()}
 
 
 def decode(obj: Any) -> ev.Event:
@@ -197,7 +149,7 @@ def decode(obj: Any) -> ev.Event:
     if cls is None or version > ev.FORMAT_VERSION:
         return _decode_unknown(obj, tag, version)
     values: dict[str, Any] = {}
-    for field in _FIELDS[cls]:
+    for field in FIELDS[cls]:
         if field.name not in obj:
             if field.required:
                 raise DecodeError(f"{tag}: $.{field.name}: required field missing")
@@ -209,24 +161,6 @@ def decode(obj: Any) -> ev.Event:
         except ValueProblem as problem:
             raise DecodeError(f"{tag}: $.{field.name}: {problem}") from None
     return cls(**values)
-
-
-def heartbeat_fields(obj: dict[str, Any]) -> tuple[str, str, str, str, int, int | None] | None:
-    """(id, ts, session, job, attempt, child_pid) of a well-formed heartbeat, or None for
-    anything else (which `decode` then explains). The same checks as `decode`, inlined."""
-    try:
-        event_id, ts, session = obj["id"], obj["ts"], obj["session"]
-        job, attempt, child_pid = obj["job"], obj["attempt"], obj.get("child_pid")
-    except KeyError:
-        return None
-    version = obj.get("v")
-    if (type(version) is int and version == ev.FORMAT_VERSION and type(event_id) is str
-            and type(ts) is str
-            and type(session) is str and type(job) is str and type(attempt) is int
-            and (child_pid is None or type(child_pid) is int)
-            and _TS_FORMAT.fullmatch(ts) and _is_time(ts)):
-        return event_id, ts, session, job, attempt, child_pid
-    return None
 
 
 def _is_time(ts: str) -> bool:
@@ -257,40 +191,51 @@ def _decode_unknown(obj: dict[str, Any], tag: str, version: int) -> UnknownEvent
     return UnknownEvent(id=event_id, ts=ts, session=session, type=tag, v=version)
 
 
-def problems(exc: BaseException, path: str = "$") -> list[str]:
-    """Every structuring problem in `exc` as `<path>: <what is wrong>`."""
-    import cattrs
+# ---- the heartbeat fast path --------------------------------------------------------------
 
-    if isinstance(exc, (cattrs.ClassValidationError, cattrs.IterableValidationError)):
-        lines = cattrs.transform_error(exc, path=path, format_exception=_format)
-        return [_swap(line) for line in lines]
-    return [f"{path}: {_format(exc, None)}"]
+def _compile_fast_path(cls: type[ev.Event], doc: str) -> Callable[[dict[str, Any]], Any]:
+    """A function returning the fields of a well-formed `cls` line as a tuple in class
+    order, or None for anything else (which `decode` then explains).
+
+    It makes exactly `decode`'s checks, generated from `FIELDS[cls]` as straight-line code
+    (as attrs and cattrs generate theirs): a loop over the table costs 40% more per line,
+    and heartbeats are most lines of a long journal. Only plain type checks can be inlined.
+    """
+    get, test = [], []
+    for n, field in enumerate(FIELDS[cls]):
+        if field.kind not in PLAIN or not (field.required or field.optional):
+            raise TypeError(f"{cls.__name__}.{field.name}: no fast path for this field")
+        value = f"v{n}"
+        get.append(f"{value} = obj[{field.name!r}]" if field.required
+                   else f"{value} = obj.get({field.name!r})")  # a missing field is None
+        check = f"type({value}) is {field.kind}"
+        test.append(f"({value} is None or {check})" if field.optional else check)
+        if field.name == "ts":
+            test.append(f"_TS_FORMAT.fullmatch({value}) and _is_time({value})")
+    source = "\n".join([
+        "def fields(obj):",
+        f"    if obj.get('type') != {TAGS[cls]!r}:",
+        "        return None",
+        "    version = obj.get('v')",
+        "    try:",
+        *(f"        {line}" for line in get),
+        "    except KeyError:",
+        "        return None",
+        f"    if (type(version) is int and version <= {ev.FORMAT_VERSION}",
+        *(f"            and {line}" for line in test),
+        "    ):",
+        f"        return ({', '.join(f'v{n}' for n in range(len(get)))},)",
+        "    return None",
+    ])
+    scope: dict[str, Any] = {"_TS_FORMAT": _TS_FORMAT, "_is_time": _is_time}
+    exec(compile(source, f"<fast path for {cls.__name__}>", "exec"), scope)  # noqa: S102
+    function: Callable[[dict[str, Any]], Any] = scope["fields"]
+    function.__name__ = function.__qualname__ = f"{TAGS[cls]}_fields"
+    function.__doc__ = doc
+    return function
 
 
-def first_problem(exc: BaseException, path: str = "$") -> str:
-    """The first problem, with a count of the others, as one line."""
-    found = problems(exc, path)
-    more = f" (and {len(found) - 1} more problems)" if len(found) > 1 else ""
-    return found[0] + more
-
-
-def _format(exc: BaseException, typ: type | None) -> str:
-    import cattrs
-    from cattrs.errors import ForbiddenExtraKeysError
-
-    if isinstance(exc, ValueProblem):
-        return str(exc)
-    if isinstance(exc, KeyError):
-        return "required field missing"
-    if isinstance(exc, ForbiddenExtraKeysError):
-        # YAML keys need not be strings (`1: a`); sorting ints with strings would crash.
-        # A key like "a\nb" or "\x1b[2J" is quoted, so the message stays one harmless line.
-        names = (str(k) if str(k).isprintable() else repr(k) for k in exc.extra_fields)
-        return f"unknown field(s) {', '.join(sorted(names))}"
-    return cattrs.v.format_exception(exc, typ)
-
-
-def _swap(line: str) -> str:
-    """cattrs says `<problem> @ <path>`; people read `<path>: <problem>` more easily."""
-    problem, sep, path = line.rpartition(" @ ")
-    return f"{path}: {problem}" if sep else line
+heartbeat_fields: Callable[[dict[str, Any]], tuple[str, str, str, str, int, int | None] | None]
+heartbeat_fields = _compile_fast_path(ev.Heartbeat, """(id, ts, session, job, attempt,
+    child_pid) of a well-formed heartbeat, or None for anything else: exactly what `decode`
+    accepts as a `Heartbeat`, without building one.""")

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import attrs
 
+from journalq.outcomes import Outcome
+
 FORMAT_VERSION = 1
 
-# Outcomes of one attempt, as recorded by `JobFinished.outcome`.
-DONE = "done"
-FAILED = "failed"
+# Short names for the two outcomes of an attempt that ran to its end (see `Outcome`).
+DONE = Outcome.DONE
+FAILED = Outcome.FAILED
 
 
 @attrs.frozen(kw_only=True, slots=False, eq=False)
@@ -90,7 +92,8 @@ class SessionStarted(Event):
 
 @attrs.frozen(kw_only=True, slots=False, eq=False)
 class SessionEnded(Event):
-    """A journalq process stopped writing, with the exit code it returned."""
+    """A journalq process stopped writing, with the exit code it returned; `reason` is an
+    `EndReason`."""
 
     exit_code: int
     reason: str
@@ -122,8 +125,9 @@ class Heartbeat(Event):
 class JobFinished(Event):
     """The attempt's process exited: `done` on return code 0, `failed` otherwise.
 
-    `reason` is `exit` (it exited by itself), `signal` (killed by a signal we did not send)
-    or `timeout` (we killed it after `timeout` seconds).
+    `outcome` is an `Outcome`; `reason` a `FinishReason`: `exit` (it exited by itself),
+    `signal` (killed by a signal we did not send) or `timeout` (we killed it after
+    `timeout` seconds).
     """
 
     job: str
@@ -148,9 +152,10 @@ class JobInterrupted(Event):
 class JobRecovered(Event):
     """An attempt whose runner vanished was settled: `to` is pending, failed or done.
 
-    `reason` is `abandoned` (its runner died on this host), `stale` (no heartbeat for
-    stale_seconds), `forced` (the operator said its runner is gone) or `card` (its run card
-    recorded how it finished). `attempt_session` is the session that started the attempt.
+    `reason` (a `RecoveryReason`) is `abandoned` (its runner died on this host), `stale`
+    (no heartbeat for stale_seconds), `forced` (the operator said its runner is gone) or
+    `card` (its run card recorded how it finished). `attempt_session` is the session that
+    started the attempt.
     """
 
     job: str
@@ -173,3 +178,29 @@ class JobCancelled(Event):
     """The operator cancelled the job; `run` skips it until it is retried."""
 
     job: str
+
+
+@attrs.frozen(kw_only=True)
+class UnknownEvent(Event):
+    """A line of a type or format version this journalq does not know: a newer one wrote it."""
+
+    type: str
+    v: int
+
+
+# The one tag table: each event type's name in the journal's `type` field.
+TYPES: dict[str, type[Event]] = {
+    "queue_created": QueueCreated,
+    "job_added": JobAdded,
+    "job_changed": JobChanged,
+    "session_started": SessionStarted,
+    "session_ended": SessionEnded,
+    "job_started": JobStarted,
+    "heartbeat": Heartbeat,
+    "job_finished": JobFinished,
+    "job_interrupted": JobInterrupted,
+    "job_recovered": JobRecovered,
+    "job_retried": JobRetried,
+    "job_cancelled": JobCancelled,
+}
+TAGS: dict[type[Event], str] = {cls: tag for tag, cls in TYPES.items()}

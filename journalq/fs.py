@@ -68,6 +68,10 @@ class FileSystem(Protocol):
         """Whether `path` exists."""
         ...
 
+    def stat(self, path: str) -> os.stat_result:
+        """The file's metadata (following a symlink); FileNotFoundError if it is missing."""
+        ...
+
     def makedirs(self, path: str) -> None:
         """Create `path` and its parents if missing, durably (each new folder's parent is
         fsync'd, or a power loss could take the folder and the fsync'd files in it)."""
@@ -129,6 +133,9 @@ class RealFileSystem:
 
     def exists(self, path: str) -> bool:
         return os.path.exists(path)
+
+    def stat(self, path: str) -> os.stat_result:
+        return os.stat(path)
 
     def makedirs(self, path: str) -> None:
         missing = []

@@ -102,8 +102,12 @@ class Writer:
             raise
         return writer
 
-    def _open_for_append(self) -> None:
+    def _open_for_append(self, *, create: bool = False) -> None:
+        """Open the journal for appending; a missing one only when `create` (the first
+        append): a command that ends up writing nothing leaves no journal behind."""
         created = not self.fs.exists(self.path)
+        if created and not create:
+            return
         try:
             if self.report.tail_size:
                 self._move_tail_aside()
@@ -199,6 +203,8 @@ class Writer:
         """Append whole encoded lines and fsync them (merge uses this for foreign events)."""
         if self._broken is not None:
             raise JournalError(self._broken)
+        if self._fd is None:
+            self._open_for_append(create=True)
         assert self._fd is not None and line.endswith(b"\n")
         try:
             written = self.fs.write(self._fd, line)

@@ -1,7 +1,9 @@
-"""Pure decisions over a folded queue: what runs next, what a dead runner left behind.
+"""Pure decisions over a folded queue: what a dead runner left behind, which attempt comes
+next, whether a job ran elsewhere, what a config adds, and the exit code of `run`.
 
 Nothing here reads a clock, a file or a process table: the shell observes those and passes
-them in (`now`, `Observations`), and every decision comes back as events to append.
+them in (`now`, `Observations`, a run card), and every decision comes back as events to
+append or a plain value.
 """
 
 from __future__ import annotations
@@ -13,13 +15,23 @@ from typing import Any
 import attrs
 
 from journalq import events as ev
+from journalq.errors import (
+    EXIT_DECISION,
+    EXIT_JOBS_FAILED,
+    EXIT_OK,
+    EXIT_SIGHUP,
+    EXIT_SIGINT,
+    EXIT_SIGTERM,
+)
+from journalq.outcomes import Outcome, RecoveryReason
 from journalq.state import Attempt, Job, JobSpec, Queue, Status, status_after_failure
 from journalq.timestamps import seconds_between
 
-ABANDONED = "abandoned"
-STALE = "stale"
-FORCED = "forced"
-CARD = "card"
+# The old names of the recovery reasons; removed when the shell is merged.
+ABANDONED = RecoveryReason.ABANDONED
+STALE = RecoveryReason.STALE
+FORCED = RecoveryReason.FORCED
+CARD = RecoveryReason.CARD
 
 
 @attrs.frozen
@@ -54,7 +66,7 @@ class Orphan:
     """A `running` job whose runner is gone, why we think so, and how old its last sign is."""
 
     job: Job
-    reason: str
+    reason: RecoveryReason
     age: float
 
 
@@ -88,11 +100,11 @@ def classify_running(queue: Queue, seen: Observations) -> tuple[list[Orphan], li
             if attempt.session in seen.live_sessions:
                 alive.append(LiveRunner(job, attempt.host, age))
             else:
-                orphans.append(Orphan(job, ABANDONED, age))
+                orphans.append(Orphan(job, RecoveryReason.ABANDONED, age))
         elif age >= seen.stale_seconds:
-            orphans.append(Orphan(job, STALE, age))
+            orphans.append(Orphan(job, RecoveryReason.STALE, age))
         elif seen.force:
-            orphans.append(Orphan(job, FORCED, age))
+            orphans.append(Orphan(job, RecoveryReason.FORCED, age))
         else:
             alive.append(LiveRunner(job, attempt.host, age))
     return orphans, alive
@@ -111,9 +123,9 @@ def recover(orphans: Iterable[Orphan], cards: Mapping[str, RunCard]) -> list[ev.
         assert attempt is not None
         card = cards.get(job.id)
         if card and (card.attempt, card.session) == (attempt.number, attempt.session):
-            to = Status.DONE if card.outcome == ev.DONE else status_after_failure(job)
+            to = Status.DONE if card.outcome == Outcome.DONE else status_after_failure(job)
             settled.append(ev.JobRecovered(
-                job=job.id, attempt=attempt.number, to=to.value, reason=CARD,
+                job=job.id, attempt=attempt.number, to=to.value, reason=RecoveryReason.CARD,
                 return_code=card.return_code, attempt_session=attempt.session,
             ))
         else:
@@ -181,3 +193,67 @@ def runners_elsewhere(queue: Queue, seen: Observations) -> list[RemoteRunner]:
         if age < seen.stale_seconds:
             found.append(RemoteRunner(info.id, info.host, age))
     return found
+
+
+def runner_to_yield_to(queue: Queue, me: str, seen: Observations,
+                       live_here: frozenset[str] = frozenset(),
+                       ignore: frozenset[str] = frozenset()) -> RemoteRunner | None:
+    """Another `run` session of the queue that may still be alive and started before
+    session `me`: two runners that met through a lagging sync folder must not both go on,
+    and the later one (by `(started, id)`, which both see alike) is the one that yields.
+
+    Elsewhere, a session is alive while it has not ended and was heard from within
+    `stale_seconds`; on this machine, while its process is (`live_here`). Sessions the
+    operator declared gone (`ignore`: `--force`) are not waited for.
+    """
+    mine = queue.sessions.get(me)
+    if mine is None:
+        return None
+    for info in queue.sessions.values():
+        if info.id == me or info.id in ignore or info.command != "run" or info.ended:
+            continue
+        if (info.started, info.id) >= (mine.started, mine.id):
+            continue
+        age = seconds_between(info.last_seen or info.started, seen.now)
+        if info.boot_id == seen.boot_id:
+            if info.id in live_here:
+                return RemoteRunner(info.id, info.host, age)
+        elif age < seen.stale_seconds:
+            return RemoteRunner(info.id, info.host, age)
+    return None
+
+
+# ---- running jobs -------------------------------------------------------------------------
+
+def next_attempt_number(job: Job) -> int:
+    """The number of the job's next attempt: past every number used, not the count of
+    attempts (after two runtimes' histories merge, numbers can have gaps)."""
+    return max((attempt.number for attempt in job.attempts), default=0) + 1
+
+
+def ran_elsewhere(job: Job, card: RunCard | None) -> bool:
+    """Whether the job's run card tells of an attempt this journal never saw: another
+    runtime ran it and its journal never arrived (Drive lost its copies). Running it again
+    would do the work twice and overwrite its card, so the operator decides."""
+    if card is None or card.job != job.id:
+        return False
+    return all((a.session, a.number) != (card.session, card.attempt) for a in job.attempts)
+
+
+# What `run` returns when a signal stopped it, by POSIX signal number (SIGHUP, SIGINT,
+# SIGTERM: the same numbers on every POSIX system); any other signal counts as Ctrl-C.
+_SIGNAL_EXIT = {1: EXIT_SIGHUP, 2: EXIT_SIGINT, 15: EXIT_SIGTERM}
+
+
+def run_exit_code(queue: Queue, *, ran_elsewhere: bool, interrupted_by: int | None,
+                  halted: bool = False) -> int:
+    """The exit code of `run`, most telling first: a signal that stopped it (129/130/143),
+    then a job that ran elsewhere and waits for the operator (6), then a failed job or a
+    run halted before it tried every pending job (1), else 0."""
+    if interrupted_by is not None:
+        return _SIGNAL_EXIT.get(interrupted_by, EXIT_SIGINT)
+    if ran_elsewhere:
+        return EXIT_DECISION
+    if halted or queue.by_status(Status.FAILED):
+        return EXIT_JOBS_FAILED
+    return EXIT_OK

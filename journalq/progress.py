@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from journalq import render
 from journalq.fold import Folder
 from journalq.render import Console
@@ -11,13 +13,13 @@ from journalq.state import Job, Status
 class Progress:
     """The `[3/12] done  job  rc=0  1m02s  (eta 9m)` lines, from the folder's counts."""
 
-    def __init__(self, folder: Folder, console: Console) -> None:
-        self._folder = folder
+    def __init__(self, fold: Callable[[], Folder], console: Console) -> None:
+        self._fold = fold
         self._console = console
         self._durations: list[float] = []
 
     def _position(self) -> tuple[int, int]:
-        counts = self._folder.counts()
+        counts = self._fold().counts()
         total = sum(counts.values()) - counts[Status.CANCELLED]
         return counts[Status.DONE] + counts[Status.FAILED], total
 
@@ -32,7 +34,7 @@ class Progress:
         """The line for an attempt that just ended, with an estimate of the time left."""
         self._durations.append(duration)
         settled, total = self._position()
-        left = self._folder.counts()[Status.PENDING]
+        left = self._fold().counts()[Status.PENDING]
         eta = sum(self._durations) / len(self._durations) * left if left else None
         word = job.status.value if job.status is not Status.PENDING else "retry"
         assert job.last is not None

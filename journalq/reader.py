@@ -17,17 +17,17 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
-import json
 import os
 import re
 import stat
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import attrs
 
 from journalq import codec
 from journalq import events as ev
+from journalq.codec import TORN, decode_value, parse_line
+from journalq.codec import decode_line as decode_line  # re-exported: journal, repair
 from journalq.errors import JournalError
 from journalq.fold import Folder, OutOfOrder, sort_key
 from journalq.fs import REAL, FileSystem
@@ -114,7 +114,7 @@ class Reader:
                         raise not_a_journal(self.path, self._fs)
                     self._tail_reason = TORN_REASON
                     break
-                obj = _parse_line(line)
+                obj = parse_line(line)
                 fields = None
                 if (on_heartbeat is not None and type(obj) is dict
                         and obj.get("type") == "heartbeat"):
@@ -123,7 +123,7 @@ class Reader:
                 if fields is not None:
                     key = (fields[1], fields[0])
                 else:
-                    decoded = _decode(obj)
+                    decoded = decode_value(obj)
                     if isinstance(decoded, str):
                         if first:
                             raise not_a_journal(self.path, self._fs)
@@ -194,52 +194,7 @@ def split_lines(fs: FileSystem, path: str, start: int,
         yield offset, pending, False
 
 
-TORN_REASON = "the final line has no newline (torn)"
-_scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # the C scanner
-
-
-def _parse_line(line: bytes) -> Any:
-    """The JSON value on a line, or a string saying why there is none."""
-    try:
-        text = line.decode()
-        value, end = _scan(text, 0)
-        if end == len(text):
-            if b"\\" in line and codec.lone_surrogate(line, value):
-                return _Bad(codec.LONE_SURROGATE)
-            return value
-    except (ValueError, StopIteration, RecursionError):
-        pass
-    # The slow way, for its error message and for what the scanner leaves (blank space).
-    if not line.strip(b"\0 \t\r"):
-        return _Bad("blank or NUL-filled line")
-    try:
-        value = json.loads(line)
-    except (ValueError, RecursionError) as exc:
-        return _Bad(f"not JSON: {str(exc)[:80]}")
-    if codec.lone_surrogate(line, value):
-        return _Bad(codec.LONE_SURROGATE)
-    return value
-
-
-class _Bad(str):
-    """Why a line holds no JSON value (a str subclass, to tell it from a parsed string)."""
-
-    __slots__ = ()
-
-
-def _decode(obj: Any) -> ev.Event | str:
-    """The event a parsed line holds, or why there is none."""
-    if isinstance(obj, _Bad):
-        return str(obj)
-    try:
-        return codec.decode(obj)
-    except codec.DecodeError as exc:
-        return str(exc)
-
-
-def decode_line(line: bytes) -> ev.Event | str:
-    """The event on one complete line, or why there is none."""
-    return _decode(_parse_line(line))
+TORN_REASON = str(TORN)  # why a final line without its newline is no event
 
 
 def replay(path: str, fs: FileSystem = REAL) -> tuple[Folder, ReadReport]:

@@ -4,20 +4,22 @@ is one. Nothing here writes."""
 
 from __future__ import annotations
 
-import json
-
 from journalq import checkpoint, lock, reader
+from journalq import events as ev
 from journalq.errors import JournalError, UsageError
+from journalq.fold import Folder
 from journalq.opened import Opened
 from journalq.state import Queue
 
 
-def read_queue(opened: Opened) -> Queue:
-    """Replay the journal without writing; warns about a torn tail left for the next writer."""
+def read_fold(opened: Opened, *, missing_ok: bool = False) -> Folder:
+    """Fold the journal without writing; warns about a torn tail left for the next writer."""
     path = opened.path
     try:
         folder, report = checkpoint.replay(path, opened.fs)
     except FileNotFoundError:
+        if missing_ok:
+            return Folder()
         raise UsageError(f"{path}: no journal here yet; create it with `journalq init "
                          "--config <file>` (or `journalq run`)") from None
     except OSError as exc:
@@ -26,30 +28,30 @@ def read_queue(opened: Opened) -> Queue:
     # A running writer's half-written line is not a torn tail; it will be whole in a moment.
     if warning and not lock.writer_active(path):
         opened.console.warn(warning)
-    return folder.queue()
+    return folder
+
+
+def read_queue(opened: Opened) -> Queue:
+    """The queue as the journal shows it."""
+    return read_fold(opened).queue()
 
 
 def read_with_copies(opened: Opened) -> Queue:
     """The queue as the journal and the sync folder's copies show it together."""
     if opened.sync is None:
         return read_queue(opened)
-    name = opened.config.queue if opened.config else queue_name(opened.path)
+    fold = read_fold(opened, missing_ok=True)
+    name = opened.config.queue if opened.config else fold.queue().name
     if name is None:
         raise UsageError(f"{opened.path}: no journal here to name the queue; pass --config so "
                          "journalq knows which copies in the sync folder to read")
-    from journalq.sync import merged_queue
+    from journalq.sync import CopyReader, merged_queue
 
-    return merged_queue(opened.path, opened.sync.folder, name, opened.console.warn, opened.fs)
+    copies = CopyReader(opened.sync.folder, name, opened.console.warn, opened.fs)
 
+    def reread() -> list[ev.Event]:
+        if not opened.fs.exists(opened.path):
+            return []
+        return list(reader.Reader(opened.path, opened.fs).events())
 
-def queue_name(path: str) -> str | None:
-    """The queue a journal belongs to, from its first `queue_created` line (cheap)."""
-    try:
-        with open(path, "rb") as handle:
-            for line in handle:
-                if b'"queue_created"' in line:
-                    name = json.loads(line).get("queue")
-                    return name if isinstance(name, str) else None
-    except (OSError, ValueError):
-        return None
-    return None
+    return merged_queue(fold, copies, reread)

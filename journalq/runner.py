@@ -151,11 +151,15 @@ class LineEcho:
 
 @attrs.frozen
 class Watch:
-    """How to watch one attempt: heartbeat cadence, timeout and the kill grace period."""
+    """How to watch one attempt: heartbeat cadence, timeout and the kill grace period, and
+    `due`/`on_due`: another timer of the runner's (a deferred sync push) that must fire on
+    time while the job runs."""
 
     heartbeat_seconds: float
     timeout: float | None
     grace_seconds: float
+    due: Callable[[], float | None] = lambda: None
+    on_due: Callable[[], None] = lambda: None
 
 
 def run_attempt(
@@ -249,7 +253,11 @@ def _watch(child: subprocess.Popen[bytes], read_fd: int, log_fd: int, watch: Wat
             if now >= next_beat:
                 on_heartbeat()
                 next_beat = now + watch.heartbeat_seconds
-            wake = [next_beat]
+            due = watch.due()
+            if due is not None and now >= due:
+                watch.on_due()
+                due = watch.due()
+            wake = [next_beat] if due is None else [next_beat, due]
             if deadline is not None and term_sent is None:
                 wake.append(deadline)
             if term_sent is not None and not killed:

@@ -124,12 +124,28 @@ class Session:
         """Note in the lock file which process group runs now (see `Writer.record_child`)."""
         self._writer.record_child(job, pid, start)
 
-    def merge(self, mirror: Mirror) -> int:
-        """Append what the sync folder's copies hold that the journal lacks; returns how
-        many events that was."""
-        fresh = mirror.pull(self.path)
+    def merge(self, *, when_due: bool = False, lenient: bool = False) -> int:
+        """Append what the sync folder's copies hold that the journal lacks (with
+        `when_due`, only if the last look was a while ago); returns how many events.
+        `lenient`: a folder that cannot be read now is warned about, not an error (the
+        work goes on from the local journal, which is authoritative)."""
+        if self.mirror is None:
+            return 0
+        try:
+            fresh = self.mirror.pull(self._writer.folder.coverage(), when_due=when_due)
+        except JournalError as exc:
+            if not lenient:
+                raise
+            self.mirror.warn_once(f"{exc.message}; going on with the local journal")
+            return 0
         self._writer.append_foreign([(entry.line, entry.event) for entry in fresh])
         return len(fresh)
+
+    def push(self, *, boundary: bool = False, final: bool = False) -> None:
+        """Bring this session's copy in the sync folder up to date (see `Mirror.push`)."""
+        if self.mirror is not None:
+            writer = self._writer
+            self.mirror.push(writer.path, writer.size, boundary=boundary, final=final)
 
     def add_config(self, cfg: Config) -> list[policy.Drift]:
         """Make sure the journal knows the queue and every job of the config; returns the
@@ -182,10 +198,14 @@ def writing(opened: Opened, command: str) -> Iterator[Session]:
     try:
         if opened.sync is not None:
             mirror = session.mirror = _mirror(opened, session)
-            merged = session.merge(mirror)
+            mirror.create_folder()
+            merged = session.merge()
             if merged:
                 opened.console.err(f"merged {merged} event(s) from {mirror.sync_dir}")
         yield session
+        if session.started:
+            # Our copy then holds what the others finished too.
+            session.merge(when_due=True, lenient=True)
     except JournalqError as exc:
         session.abort(exc.exit_code)
         raise
@@ -200,8 +220,8 @@ def writing(opened: Opened, command: str) -> Iterator[Session]:
     finally:
         # A session that only merged has nothing the folder lacks: no copy, no clutter.
         if mirror is not None and session.started:
-            mirror.push(session.path, session.id, boundary=True)
-            mirror.compact(session.id, session.queue())
+            session.push(final=True)
+            mirror.compact(session.queue())
 
 
 def _mirror(opened: Opened, session: Session) -> Mirror:
@@ -213,5 +233,5 @@ def _mirror(opened: Opened, session: Session) -> Mirror:
     if name is None:
         raise UsageError(f"{session.path} names no queue yet; pass --config so journalq "
                          "knows which copies in the sync folder are this queue's")
-    return Mirror(opened.sync.folder, name, opened.sync.every_seconds, opened.console.warn,
-                  opened.fs, opened.clock.monotonic)
+    return Mirror(opened.sync.folder, name, session.id, opened.sync.every_seconds,
+                  opened.console.warn, opened.fs, opened.clock.monotonic)

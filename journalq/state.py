@@ -6,20 +6,16 @@ Nothing here is ever stored: a `Queue` is always recomputed from the journal.
 from __future__ import annotations
 
 import enum
+import hashlib
 import json
 from collections.abc import Mapping
 
 import attrs
 
-try:  # CPython's own SHA-256, which loads without OpenSSL: hashlib costs `status` 3 ms
-    from _sha256 import sha256  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - other Pythons, or CPython >= 3.12
-    from hashlib import sha256
-
 
 def hex_sha256(data: bytes) -> str:
     """The SHA-256 of `data`, in hex."""
-    return str(sha256(data).hexdigest())
+    return hashlib.sha256(data).hexdigest()
 
 
 class Status(enum.Enum):

@@ -3,182 +3,59 @@
 The live journal stays on local disk, where fsync and flock are real. Drive over FUSE
 uploads asynchronously: a file appended bit by bit can show 0 bytes for half an hour or go
 missing after a disconnect, while a file replaced whole syncs well (colabtools #2607, #287),
-and two machines writing one file means the last writer wins. So each session copies the
-whole journal, atomically (temp file, fsync, rename), into a file of its own:
-`<sync_dir>/<queue>.<session>.jsonl`. Pulling merges every copy into the local journal as
-the union of events by id, appended in (ts, id) order; merging is commutative, associative
-and idempotent, and no two sessions ever write the same file.
+and two machines writing one file means the last writer wins. So each session writes its
+own copy of the whole journal, as segments (see `journalq.copies`), each replaced whole
+(temp file, fsync, rename): a push rewrites only the last segment, and seals it once it
+holds `SEGMENT_BYTES`, so what a push writes grows with what changed, not with the journal.
 
-A push that fails (Drive disconnected, ENOTCONN, EIO) never stops the work: the local
-journal is authoritative, a one-line warning says what to do, and the next boundary retries.
+Pulling reads only the files that changed since this process last read them (sealed
+segments never change), and appends what extends the local journal's coverage. A damaged
+copy never stops a queue whose journal is sound: its valid events are merged and one
+warning names the file and line. A push that fails (Drive disconnected, ENOTCONN, EIO)
+never stops the work either: the local journal is authoritative, one warning says what to
+do, and the next push retries.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
-import json
 import os
 import posixpath
+import stat
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import attrs
 
 from journalq import events as ev
+from journalq.copies import (
+    Conflict,
+    Coverage,
+    Entry,
+    Segment,
+    conflicts,
+    coverage_of,
+    covers,
+    extend,
+    parse_name,
+    segment_name,
+)
 from journalq.errors import JournalError
-from journalq.fold import replay, sort_key
+from journalq.fold import Folder, replay
 from journalq.fs import REAL, FileSystem
-from journalq.reader import Reader
+from journalq.reader import decode_line, split_lines
 from journalq.state import Queue
 
 REMOUNT_HINT = ("on Colab, remount Drive: from google.colab import drive; "
                 "drive.mount('/content/drive', force_remount=True)")
+SEGMENT_BYTES = 1 << 20  # a push rewrites at most this much of what it wrote before
+PUSH_GAP = 1.0  # seconds: job boundaries closer than this share one push
+PULL_GAP = 1.0  # seconds: pulls before job starts closer than this are one pull
 
 
 class SyncError(JournalError):
     """The sync folder cannot be read, or its copies disagree: resuming would be a guess."""
-
-
-def copy_name(queue: str, session: str) -> str:
-    """The file one session's copy of the journal has in the sync folder."""
-    return f"{queue}.{session}.jsonl"
-
-
-def _is_copy(name: str, queue: str | None) -> bool:
-    if name.startswith(".") or ".tmp-" in name or ".jsonl" not in name:
-        return False
-    return queue is None or name.startswith(f"{queue}.")
-
-
-@attrs.frozen
-class Entry:
-    """One event from one file, with what is needed to merge it."""
-
-    event: ev.Event
-    line: bytes
-    digest: bytes
-    source: str
-
-
-def _digest(line: bytes) -> bytes:
-    """Content identity of a line: same JSON value, same digest, whatever the key order."""
-    value = json.loads(line)
-    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.blake2b(canonical.encode(), digest_size=16).digest()
-
-
-def entries(path: str, fs: FileSystem, warn: Callable[[str], None]) -> Iterator[Entry]:
-    """Every event of a journal or copy, with its line and digest; a torn tail is warned
-    about and skipped (a copy still uploading), a corrupt middle line is an error."""
-    reader = Reader(path, fs)
-    for line, event in reader.entries():
-        yield Entry(event, line, _digest(line), path)
-    report = reader.report()
-    if report.tail_size:
-        warn(f"{path}: ignoring {report.tail_size} bytes of an incomplete last line "
-             "(a copy still uploading?)")
-
-
-def list_copies(sync_dir: str, queue: str | None, fs: FileSystem = REAL) -> list[str]:
-    """Paths of the journal copies in the sync folder (all queues' if `queue` is None)."""
-    try:
-        names = fs.listdir(sync_dir)
-    except FileNotFoundError:
-        return []
-    except OSError as exc:
-        raise SyncError(f"cannot read the sync folder {sync_dir} ({_why(exc)}); "
-                        f"{REMOUNT_HINT}, or run without --sync-dir") from None
-    return [posixpath.join(sync_dir, name) for name in sorted(names) if _is_copy(name, queue)]
-
-
-def union(sources: list[Iterator[Entry]], known: dict[str, tuple[bytes, str]]) -> list[Entry]:
-    """Events from `sources` whose ids are not in `known`, each once, in (ts, id) order.
-
-    `known` maps event id -> (digest, file) and grows as events are taken. The same id with
-    different content means two histories claim one event: a SyncError names both files.
-    """
-    fresh: list[Entry] = []
-    for source in sources:
-        for entry in source:
-            seen = known.get(entry.event.id)
-            if seen is None:
-                known[entry.event.id] = (entry.digest, entry.source)
-                fresh.append(entry)
-            elif seen[0] != entry.digest:
-                raise SyncError(f"event {entry.event.id} differs between {seen[1]} and "
-                                f"{entry.source}; one of them was edited or comes from another "
-                                "queue. Move the wrong file out of the sync folder")
-    fresh.sort(key=lambda entry: sort_key(entry.event))
-    return fresh
-
-
-Coverage = dict[str, int]  # session -> highest sequence number of its events in one file
-
-
-def _covering(entries: Iterator[Entry], coverage: Coverage) -> Iterator[Entry]:
-    """Pass entries through, noting the highest sequence number seen of each session.
-
-    Every journal holds a prefix of each session's events (a session appends in order, and
-    copies and merges carry whole prefixes), so this dict says exactly which events a file
-    holds, and file F holds everything G does iff it covers each of G's sessions as far.
-    """
-    for entry in entries:
-        session, _, seq = entry.event.id.rpartition(":")
-        if seq.isdigit() and int(seq) > coverage.get(session, 0):
-            coverage[session] = int(seq)
-        yield entry
-
-
-def pull(journal: str, sync_dir: str, queue: str | None, warn: Callable[[str], None],
-         fs: FileSystem = REAL, coverage: dict[str, Coverage] | None = None) -> list[Entry]:
-    """The events the sync folder's copies hold that the local journal lacks, in (ts, id)
-    order, for the journal's writer to append.
-
-    `coverage`, if given, is filled with what each copy holds (see `_covering`).
-    """
-    copies = list_copies(sync_dir, queue, fs)
-    if not copies:
-        return []
-    known: dict[str, tuple[bytes, str]] = {}
-    if fs.exists(journal):
-        for entry in entries(journal, fs, warn):
-            known[entry.event.id] = (entry.digest, entry.source)
-    covered = coverage if coverage is not None else {}
-    fresh = union([_covering(entries(path, fs, warn), covered.setdefault(path, {}))
-                   for path in copies], known)
-    return fresh
-
-
-def merged_queue(path: str, sync_dir: str, queue: str | None,
-                 warn: Callable[[str], None], fs: FileSystem = REAL) -> Queue:
-    """The queue as local journal and copies show it together, without writing anything."""
-    sources = [entries(path, fs, warn)] if fs.exists(path) else []
-    sources += [entries(copy, fs, warn) for copy in list_copies(sync_dir, queue, fs)]
-    merged = union(sources, {})
-    return replay(entry.event for entry in merged)
-
-
-def push(journal_path: str, sync_dir: str, queue: str, session: str,
-         fs: FileSystem = REAL) -> str:
-    """Copy the local journal whole into this session's file in the sync folder.
-
-    A folder that vanished is not made again: with Drive unmounted that would put the copy
-    on the VM's disk, under the mount point, where `drive.mount` then refuses to mount.
-    """
-    data = b"".join(fs.read(journal_path))
-    target = posixpath.join(sync_dir, copy_name(queue, session))
-    temp = posixpath.join(sync_dir, f".{copy_name(queue, session)}.tmp-{os.getpid()}")
-    try:
-        fs.write_file(temp, data)
-        fs.replace(temp, target)
-    except OSError:
-        with contextlib.suppress(OSError):
-            fs.remove(temp)  # a half-written temp file would only clutter the folder
-        raise
-    fs.fsync_dir(sync_dir)
-    return target
 
 
 def _why(exc: OSError) -> str:
@@ -193,89 +70,318 @@ def check_folder(sync_dir: str, fs: FileSystem = REAL) -> None:
     if sync_dir.startswith("/content/drive/") and not os.path.isdir("/content/drive/MyDrive"):
         raise SyncError(f"{sync_dir} is on Google Drive, but Drive is not mounted; run "
                         "`from google.colab import drive; drive.mount('/content/drive')` first")
-    list_copies(sync_dir, None, fs)
+    _listdir(sync_dir, fs)
+
+
+def _listdir(sync_dir: str, fs: FileSystem) -> list[str]:
+    try:
+        return fs.listdir(sync_dir)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise SyncError(f"cannot read the sync folder {sync_dir} ({_why(exc)}); "
+                        f"{REMOUNT_HINT}, or run without --sync-dir") from None
+
+
+@attrs.frozen
+class _Read:
+    """What one read of one segment file found."""
+
+    version: tuple[int, int]  # (size, mtime_ns): a file replaced whole changes these
+    coverage: Coverage
+    queue: str | None  # the queue its `queue_created` names, if it has one
+
+
+class CopyReader:
+    """Reads a queue's copies in a sync folder, each file again only when it changed."""
+
+    def __init__(self, sync_dir: str, queue: str, warn: Callable[[str], None],
+                 fs: FileSystem = REAL) -> None:
+        self.sync_dir = sync_dir
+        self.queue = queue
+        self._warn = warn
+        self._fs = fs
+        self._read: dict[str, _Read] = {}
+        self._warned: set[str] = set()
+
+    def segments(self) -> dict[str, list[Segment]]:
+        """The queue's copies in the folder now: each session's segments, in order."""
+        found: dict[str, list[Segment]] = {}
+        for name in sorted(_listdir(self.sync_dir, self._fs)):
+            segment = parse_name(name, self.queue)
+            if segment is not None:
+                found.setdefault(segment.session, []).append(segment)
+        for parts in found.values():
+            parts.sort(key=lambda segment: segment.part)
+        return found
+
+    def candidates(self, skip_session: str = "") -> list[Entry]:
+        """Every event of the copies (but `skip_session`'s own) in files that changed since
+        the last call, each read whole; SyncError if two of them disagree about an event."""
+        fresh: list[Entry] = []
+        for session, parts in self.segments().items():
+            if session == skip_session:
+                continue
+            first = self._refresh(parts[0]) if parts[0].part == 1 else None
+            if first is None:
+                continue  # segment 1 not there (yet): nothing says which queue it is
+            if first[1][0].queue not in (None, self.queue):
+                raise SyncError(f"{self._path(parts[0])} is a copy of queue "
+                                f"{first[1][0].queue!r}, not {self.queue!r}; nothing was "
+                                "merged. Move it out of the sync folder")
+            for segment in parts:
+                read = first if segment.part == 1 else self._refresh(segment)
+                if read is not None and read[0]:
+                    fresh.extend(read[1][1])
+        refuse_conflicts(conflicts(fresh))
+        return fresh
+
+    def coverage(self) -> dict[str, Coverage]:
+        """Each session's copy's coverage, for the copies read whole with no gap."""
+        found: dict[str, Coverage] = {}
+        for session, parts in self.segments().items():
+            reads = [self._read.get(segment.name) for segment in parts]
+            if parts[0].part != 1 or None in reads or [s.part for s in parts] != list(
+                    range(1, len(parts) + 1)):
+                continue
+            cover: Coverage = {}
+            for read in reads:
+                assert read is not None
+                for sid, seq in read.coverage.items():
+                    cover[sid] = max(seq, cover.get(sid, 0))
+            found[session] = cover
+        return found
+
+    def _refresh(self, segment: Segment) -> tuple[bool, tuple[_Read, list[Entry]]] | None:
+        """(whether it changed, (what it holds, its events if it was read now)) for one
+        file, read only if it changed."""
+        path = self._path(segment)
+        try:
+            info = self._fs.stat(path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            self.warn_once(f"cannot read {path} ({_why(exc)}); it is skipped this time")
+            return None
+        version = (info.st_size, info.st_mtime_ns)
+        known = self._read.get(segment.name)
+        if known is not None and known.version == version:
+            return False, (known, [])
+        if not stat.S_ISREG(info.st_mode):
+            self.warn_once(f"{path} is not a regular file; it is skipped")
+            return None
+        try:
+            read, entries = self._parse(path, version)
+        except OSError as exc:
+            self.warn_once(f"cannot read {path} ({_why(exc)}); it is skipped this time")
+            return None
+        self._read[segment.name] = read
+        return True, (read, entries)
+
+    def _parse(self, path: str, version: tuple[int, int]) -> tuple[_Read, list[Entry]]:
+        """A copy's valid events; a torn last line (still uploading) and bad lines are
+        skipped, each file's first problem warned about once."""
+        entries: list[Entry] = []
+        queue: str | None = None
+        for number, (offset, line, whole) in enumerate(
+                split_lines(self._fs, path, 0, None), start=1):
+            if not whole:
+                self.warn_once(f"{path}: ignoring {len(line)} bytes of an incomplete last "
+                                "line (a copy still uploading?)")
+                break
+            event = decode_line(line)
+            if isinstance(event, str):
+                self.warn_once(f"{path}:{number} (byte {offset}): skipping a damaged line "
+                                f"({event}); the copy's other events are merged")
+                continue
+            if isinstance(event, ev.QueueCreated) and queue is None:
+                queue = event.queue
+            entries.append(Entry(event, line, path))
+        return _Read(version, coverage_of(entries), queue), entries
+
+    def _path(self, segment: Segment) -> str:
+        return posixpath.join(self.sync_dir, segment.name)
+
+    def warn_once(self, message: str) -> None:
+        """Say it, unless it was said already."""
+        if message not in self._warned:
+            self._warned.add(message)
+            self._warn(message)
+
+
+def refuse_conflicts(conflicts: list[Conflict]) -> None:
+    """Two copies that disagree about one event cannot both be history."""
+    if conflicts:
+        first = conflicts[0]
+        raise SyncError(f"event {first.event_id} differs between {first.first} and "
+                        f"{first.second}; one of them was edited or comes from another "
+                        "queue. Move the wrong file out of the sync folder")
+
+
+def merged_queue(fold: Folder, copies: CopyReader,
+                 reread: Callable[[], list[ev.Event]]) -> Queue:
+    """The queue as the local journal (folded as `fold`) and the copies show it together,
+    without writing anything. Copies that only add events after the local ones are folded
+    on; otherwise the local events (`reread`) and the copies' are folded together."""
+    fresh = extend(fold.coverage(), copies.candidates())
+    if all((entry.event.ts, entry.event.id) > fold.last_key() for entry in fresh[:1]):
+        for entry in fresh:
+            fold.feed(entry.event)
+        return fold.queue()
+    return replay([*reread(), *(entry.event for entry in fresh)])
 
 
 class Mirror:
-    """Keeps one session's copy in the sync folder fresh, surviving Drive outages."""
+    """Keeps one session's copy in the sync folder fresh and pulls the others' in,
+    surviving Drive outages."""
 
-    def __init__(self, sync_dir: str, queue: str, every_seconds: float,
+    def __init__(self, sync_dir: str, queue: str, session: str, every_seconds: float,
                  warn: Callable[[str], None], fs: FileSystem = REAL,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.sync_dir = sync_dir
         self.queue = queue
+        self.session = session
         self.every_seconds = every_seconds
+        self.copies = CopyReader(sync_dir, queue, warn, fs)
         self._warn = warn
         self._fs = fs
         self._clock = clock
+        self._last_pull: float | None = None
         self._last_push: float | None = None
+        self._dirty = False
         self._failing = False
-        self._pushed_clean = False
-        self._coverage: dict[str, Coverage] = {}
+        self._pushed = False  # whether our copy is up to date after a clean push
+        self._part = 1  # the segment the next push rewrites
+        self._part_start = 0  # where in the journal it starts
+        self._written = 0  # bytes of the journal our segments hold
 
-    def pull(self, journal: str) -> list[Entry]:
-        """Merge the folder's copies into the local journal before anything is decided."""
+    def warn_once(self, message: str) -> None:
+        """Say it, unless it was said already."""
+        self.copies.warn_once(message)
+
+    def create_folder(self) -> None:
+        """Make the sync folder if it is missing (only at the start: a folder that vanishes
+        later is not made again, as with Drive unmounted that would put the copy on the
+        VM's disk, under the mount point, where `drive.mount` then refuses to mount)."""
         try:
             self._fs.makedirs(self.sync_dir)
         except OSError as exc:
             raise SyncError(f"cannot create the sync folder {self.sync_dir} ({_why(exc)}); "
                             f"{REMOUNT_HINT}") from None
-        return pull(journal, self.sync_dir, self.queue, self._warn, self._fs, self._coverage)
 
-    def push(self, journal_path: str, session: str, *, boundary: bool) -> None:
-        """Copy the journal now at a boundary, or if `every_seconds` passed since the last."""
+    def pull(self, known: Coverage, *, when_due: bool = False) -> list[Entry]:
+        """What the folder's copies hold that a journal with coverage `known` lacks, in
+        (ts, id) order. With `when_due`, nothing unless PULL_GAP passed since the last."""
         now = self._clock()
-        due = self._last_push is None or now - self._last_push >= self.every_seconds
-        if not (boundary or due):
+        if when_due and self._last_pull is not None and now - self._last_pull < PULL_GAP:
+            return []
+        self._last_pull = now
+        return extend(known, self.copies.candidates(skip_session=self.session))
+
+    def push(self, journal: str, size: int, *, boundary: bool = False,
+             final: bool = False) -> None:
+        """Bring our copy up to the journal's first `size` bytes: at once when it is
+        `final`, at a boundary PUSH_GAP after the last push (sooner ones wait for the next
+        call), and otherwise every `every_seconds`."""
+        if size == self._written:
             return
-        self._last_push = now
+        now = self._clock()
+        since = None if self._last_push is None else now - self._last_push
+        self._dirty = self._dirty or boundary
+        gap = PUSH_GAP if self._dirty else self.every_seconds
+        if not final and since is not None and since < gap:
+            return
         try:
-            push(journal_path, self.sync_dir, self.queue, session, self._fs)
+            self._write(journal, size)
         except OSError as exc:
-            self._pushed_clean = False
+            self._pushed = False
             if not self._failing:
                 self._warn(f"cannot copy the journal to {self.sync_dir} ({_why(exc)}); the "
                            "local journal stays authoritative and the copy is retried at the "
-                           f"next job boundary; {REMOUNT_HINT}")
+                           f"next push; {REMOUNT_HINT}")
             self._failing = True
+            self._last_push = now
             return
-        self._pushed_clean = True
+        self._last_push = now
+        self._dirty = False
+        self._pushed = True
         if self._failing:
             self._warn(f"the journal copy in {self.sync_dir} is up to date again")
         self._failing = False
 
-    def compact(self, session: str, queue: Queue) -> int:
-        """Delete copies made redundant: the copy of an ended session whose every event
+    def due(self) -> float | None:
+        """When a boundary push that waited for PUSH_GAP is to be made (monotonic)."""
+        if not self._dirty or self._last_push is None:
+            return None
+        return self._last_push + PUSH_GAP
+
+    def _write(self, journal: str, size: int) -> None:
+        """Rewrite the current segment with the journal's bytes from its start to `size`;
+        seal it (the next push starts a new one) once it holds SEGMENT_BYTES."""
+        data = _read_range(self._fs, journal, self._part_start, size)
+        name = segment_name(self.queue, self.session, self._part)
+        target = posixpath.join(self.sync_dir, name)
+        temp = posixpath.join(self.sync_dir, f".{name}.tmp-{os.getpid()}")
+        try:
+            self._fs.write_file(temp, data)
+            self._fs.replace(temp, target)
+        except OSError:
+            with contextlib.suppress(OSError):
+                self._fs.remove(temp)  # a half-written temp file would only clutter
+            raise
+        self._fs.fsync_dir(self.sync_dir)
+        self._written = size
+        if size - self._part_start >= SEGMENT_BYTES:
+            self._part += 1
+            self._part_start = size
+
+    def compact(self, queue: Queue) -> int:
+        """Delete copies made redundant: the segments of an ended session whose every event
         another copy, already in the folder when we pulled, also holds.
 
         An ended session never writes its copy again, and the covering copy was visible
         before we deleted anything, so a reader that lags behind Drive loses nothing.
         """
-        if not self._pushed_clean:
+        if not self._pushed:
             return 0
-        sessions = queue.sessions
+        # Only copies read from the folder cover others: our own just-written copy may not
+        # have reached Drive's servers, and may never, if this runtime dies now.
+        held = self.copies.coverage()
+        held.pop(self.session, None)
         removed = 0
-        for path, held in self._coverage.items():
-            owner = posixpath.basename(path)[len(self.queue) + 1:].split(".")[0]
-            info = sessions.get(owner)
-            if owner == session or info is None or info.ended is None:
+        for owner, cover in list(held.items()):
+            info = queue.sessions.get(owner)
+            if owner == self.session or info is None or info.ended is None:
                 continue
-            if any(_supersedes(other, cover, path, held)
-                   for other, cover in self._coverage.items()):
-                try:
-                    self._fs.remove(path)
-                except OSError:
-                    continue
-                removed += 1
+            if not any(_supersedes(other, wider, owner, cover)
+                       for other, wider in held.items()):
+                continue
+            for segment in self.copies.segments().get(owner, []):
+                with contextlib.suppress(OSError):
+                    self._fs.remove(posixpath.join(self.sync_dir, segment.name))
+                    removed += 1
+            del held[owner]
         return removed
 
 
-def _supersedes(path: str, cover: Coverage, other: str, held: Coverage) -> bool:
-    """Whether copy `path` holds every event copy `other` holds, and ranks above it.
+def _supersedes(session: str, cover: Coverage, other: str, held: Coverage) -> bool:
+    """Whether `session`'s copy holds every event `other`'s holds, and ranks above it.
 
-    Identical copies would each cover the other; ranking them by name keeps the last one,
+    Identical copies would each cover the other; ranking them by session keeps the last,
     so of every group of equal copies one always survives (the order has a top).
     """
-    if path == other or any(cover.get(sid, 0) < seq for sid, seq in held.items()):
+    if session == other or not covers(cover, held):
         return False
-    return cover != held or path > other
+    return cover != held or session > other
+
+
+def _read_range(fs: FileSystem, path: str, start: int, end: int) -> bytes:
+    """Bytes [start, end) of a file."""
+    chunks: list[bytes] = []
+    position = start
+    for chunk in fs.read(path, start):
+        chunks.append(chunk[: end - position])
+        position += len(chunk)
+        if position >= end:
+            break
+    return b"".join(chunks)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["reliability"]  # the figures table printed at the end of a run
+pytest_plugins = ["reliability", "slurm_cluster"]  # figures table; Slurm test cluster
 
 REPO = Path(__file__).resolve().parent.parent
 WORKER = Path(__file__).resolve().parent / "worker.py"

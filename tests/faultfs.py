@@ -43,7 +43,7 @@ from journalq.fs import RealFileSystem
 T = TypeVar("T")
 
 OPERATIONS = ("open_append", "write", "fsync", "fsync_dir", "truncate", "size", "close", "read",
-              "write_file", "replace", "listdir", "exists", "makedirs", "remove")
+              "write_file", "replace", "listdir", "exists", "stat", "makedirs", "remove")
 FATES = ("dropped", "zeros", "prefix")  # what a power loss does to bytes not yet fsync'd
 
 
@@ -253,6 +253,10 @@ class FaultyFs:
     def exists(self, path: str) -> bool:
         path = os.path.abspath(path)
         return self._op("exists", path, lambda: self._real.exists(path))
+
+    def stat(self, path: str) -> os.stat_result:
+        path = os.path.abspath(path)
+        return self._op("stat", path, lambda: self._real.stat(path))
 
     def makedirs(self, path: str) -> None:
         path = os.path.abspath(path)

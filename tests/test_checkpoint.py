@@ -165,11 +165,12 @@ def test_a_restored_snapshot_folds_on_like_the_original(events: list[ev.Event],
     """Snapshot a fold after any prefix, restore it from JSON, feed the rest: the queue is
     the replay of everything."""
     cut = data.draw(st.integers(0, len(events)))
-    folder = fold.Folder()
+    running = fold.Fold()
     for event in events[:cut]:
-        folder.feed(event)
+        running.feed(event)
 
-    restored = fold.Folder.restore(json.loads(json.dumps(folder.snapshot())))
+    stored = json.loads(json.dumps(checkpoint.rows(running.export())))
+    restored = fold.Fold.resume(checkpoint.state_of(stored))
     for event in events[cut:]:
         restored.feed(event)
 

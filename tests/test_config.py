@@ -349,6 +349,17 @@ def test_layers_render_as_a_range_or_a_list(layers: str, flag: str) -> None:
     assert flag == argv[argv.index("--layers") + 1]
 
 
+@pytest.mark.parametrize("layers", ["'\u0661\u0660-\u0661\u0664'", "'\u0668,\u0661\u0662'",
+                                    "'\uff18,\uff19'", "'\u0968-\u096a'"])
+def test_layers_in_other_scripts_digits_are_refused(layers: str) -> None:
+    """`--layers` takes ASCII digits only: Arabic-Indic (U+0660..), full-width or Devanagari
+    digits are digits to Python's `\\d` but not to run_sweep.py, so they are refused here
+    rather than passed on to fail (or worse, be read otherwise) at run time."""
+    assert ("configs/bad.yaml: $.jobs[0].args.layers: expected a range like '10-14' or a "
+            "list of layers like [8, 12, 16]") == refusal(
+        sweep("j", model="gpt2", layers=layers, alphas="[1]"))
+
+
 def test_job_args_render_every_run_sweep_flag() -> None:
     """A job's args become the worker's argv: model, layers, alphas, output dir, summary."""
     text = ("queue: q\nworker: python3 tools/sweep.py --fp16\nout_root: runs\njobs:\n"

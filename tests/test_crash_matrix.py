@@ -13,6 +13,7 @@ byte, a failed fsync, a short write); this proves them at every point of a whole
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import random
 import shutil
@@ -34,7 +35,7 @@ from journalq.journal import Writer
 from journalq.reader import Reader
 from journalq.session import Session
 from journalq.state import JobSpec, Status
-from journalq.sync import Mirror, list_copies
+from journalq.sync import CopyReader, Mirror
 
 SEED = 5
 SESSION = "c7a5c0000001"
@@ -59,6 +60,12 @@ class Progress:
     finished: set[str] = attrs.Factory(set)  # jobs whose job_finished append returned
 
 
+def ticking_seconds() -> Callable[[], float]:
+    """A monotonic clock that moves 10 s at every reading: every push is due."""
+    readings = itertools.count(0.0, 10.0)
+    return lambda: next(readings)
+
+
 def scripted_session(fs: FileSystem, progress: Progress) -> None:
     """`run` in miniature: a new journal (session, queue, three jobs), then each job's
     start, heartbeat, run card and finish, and a copy to the sync folder after each job
@@ -66,8 +73,10 @@ def scripted_session(fs: FileSystem, progress: Progress) -> None:
     writer = Writer.open(JOURNAL, session=SESSION, command="run", fs=fs, clock=ticking())
     try:
         session = Session(writer, "run")
-        mirror = Mirror(DRIVE, "q", 3600, warn=_no_warning, fs=fs)
-        mirror.pull(writer)
+        session.mirror = Mirror(DRIVE, "q", SESSION, 3600, warn=_no_warning, fs=fs,
+                                clock=ticking_seconds())
+        session.mirror.create_folder()
+        session.merge()
 
         def append(event: ev.Event) -> None:
             session.append(event)
@@ -91,9 +100,9 @@ def scripted_session(fs: FileSystem, progress: Progress) -> None:
             append(ev.JobFinished(job=job, attempt=1, return_code=0, signal=None,
                                   outcome=ev.DONE, reason="exit", duration=0.5))
             progress.finished.add(job)
-            mirror.push(JOURNAL, SESSION, boundary=True)
+            session.push(boundary=True)
         append(ev.SessionEnded(exit_code=0, reason="completed"))
-        mirror.push(JOURNAL, SESSION, boundary=True)
+        session.push(final=True)
     finally:
         writer.close()
 
@@ -199,8 +208,9 @@ def check_recovery(reference: list[ev.Event], progress: Progress, rng: random.Ra
     assert queue == reader.replay("shuffled.jsonl")[0].queue(), what
 
     # A sync copy is whole and never holds an event the recovered journal lacks.
-    for copy in list_copies(DRIVE, "q"):
-        copy_reader = Reader(copy)
+    for parts in CopyReader(DRIVE, "q", _no_warning).segments().values():
+        assert [1] == [segment.part for segment in parts], what  # a small journal: one part
+        copy_reader = Reader(f"{DRIVE}/{parts[0].name}")
         held = list(copy_reader.events())
         assert (0, events[: len(held)]) == (copy_reader.report().tail_size, held), what
     tally.points += 1

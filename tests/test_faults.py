@@ -248,9 +248,10 @@ def test_sync_folder_errors_warn_once_and_the_next_boundary_retries(
     with SmallQueue(project, ["a", "b", "c"], heartbeat_seconds=60) as queue:
         drive = project / "gdrive-sync"
 
+        # Jobs longer than PUSH_GAP (1 s), so that every boundary makes a push of its own.
         done, ops = with_faults(queue, f"{op}:{code}:gdrive-sync:1:2",
                                 args=["run", "--config", queue.config, "--quiet",
-                                      "--sync-dir", str(drive)])
+                                      "--sync-dir", str(drive)], WORKER_SLEEP="1.2")
 
         assert 0 == done.returncode, done.stderr
         failed = [line for line in done.stderr.splitlines() if "cannot copy" in line]

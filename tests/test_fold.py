@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from journalq import events as ev
-from journalq import fold, policy
+from journalq import fold, policy, transitions
 from journalq.codec import UnknownEvent
 from journalq.state import Job, JobSpec, Queue, Status
 from journalq.timestamps import format_ts
@@ -412,14 +412,45 @@ def test_events_of_a_newer_journalq_are_listed_not_folded() -> None:
     assert replay(added("a")).jobs == queue.jobs
 
 
+def test_one_transition_table_covers_every_event_type() -> None:
+    """Every event type the journal knows, and the newer-journalq stand-in, has its rule in
+    the one table: queue-level events as much as job-level ones."""
+    assert {*ev.TYPES.values(), UnknownEvent} == set(transitions.RULES)
+
+
+@pytest.mark.parametrize("rule", list(transitions.RULES.items()),
+                         ids=lambda item: item[0].__name__)
+def test_every_transition_returns_one_typed_result(
+        rule: tuple[type[ev.Event], transitions.Rule[object, ev.Event]]) -> None:
+    """A transition returns `Applied` or `Misfit`, never a bare job, string or tuple."""
+    kind, found = rule
+    event = {ev.Heartbeat: beat("a", 1), ev.JobAdded: added("a"), ev.JobChanged: changed("a"),
+             ev.JobStarted: started("a", 1), ev.JobFinished: finished("a", 1),
+             ev.JobInterrupted: interrupted("a", 1), ev.JobRecovered: recovered("a", 1, "done"),
+             ev.JobRetried: ev.JobRetried(job="a"), ev.JobCancelled: ev.JobCancelled(job="a"),
+             ev.QueueCreated: CREATED, UnknownEvent: UnknownEvent(type="x", v=2),
+             ev.SessionStarted: ev.SessionStarted(
+                 command="run", host="h", boot_id="b", pid=1, pid_start=1, argv=(),
+                 journalq_version="0", python_version="3"),
+             ev.SessionEnded: ev.SessionEnded(exit_code=0, reason="completed")}[kind]
+    job = replay(added("a")).jobs["a"]
+    subject = {transitions.Subject.JOB: job, transitions.Subject.NEW_JOB: None,
+               transitions.Subject.QUEUE: Queue(), transitions.Subject.SESSION: None,
+               transitions.Subject.BEAT: (None, None), transitions.Subject.NEWER: None}
+
+    result = found.apply(subject[found.subject], event)
+
+    assert isinstance(result, (transitions.Applied, transitions.Misfit))
+
+
 def test_feeding_out_of_order_is_refused_but_replay_sorts() -> None:
-    """A Folder takes events in (ts, id) order only; `replay` sorts what is not."""
+    """A Fold takes events in (ts, id) order only; `replay` sorts what is not."""
     events = history(CREATED, added("a"), started("a", 1), finished("a", 1))
-    folder = fold.Folder()
-    folder.feed(events[1])
+    running = fold.Fold()
+    running.feed(events[1])
 
     with pytest.raises(ValueError, match="out of"):
-        folder.feed(events[0])
+        running.feed(events[0])
     assert fold.replay(events) == fold.replay(reversed(events))
 
 
@@ -552,14 +583,14 @@ def test_prefix_then_rest_equals_all(events: list[ev.Event], data: st.DataObject
     """Folding a prefix, looking at the state, then folding the rest with the same Folder
     gives the replay of the prefix, then the replay of everything."""
     cut = data.draw(st.integers(0, len(events)))
-    folder = fold.Folder()
+    running = fold.Fold()
     for event in events[:cut]:
-        folder.feed(event)
+        running.feed(event)
 
-    assert fold.replay(events[:cut]) == folder.queue()
+    assert fold.replay(events[:cut]) == running.queue()
     for event in events[cut:]:
-        folder.feed(event)
-    assert fold.replay(events) == folder.queue()
+        running.feed(event)
+    assert fold.replay(events) == running.queue()
 
 
 @FOLD_SETTINGS
@@ -633,3 +664,33 @@ def test_a_superseded_attempt_that_finishes_done_settles_the_job() -> None:
                                                       for a in job.attempts]
     assert any("finished done after another start superseded it" in a.message
                for a in queue.anomalies)
+
+
+@FOLD_SETTINGS
+@given(events=histories())
+def test_heartbeats_fed_as_fields_fold_as_heartbeat_events(events: list[ev.Event]) -> None:
+    """The reader's fast path (`Fold.beat`, fields only) and `Fold.feed` of a `Heartbeat`
+    apply the same transition."""
+    by_event, by_fields = fold.Fold(), fold.Fold()
+    for event in sorted(events, key=fold.sort_key):
+        by_event.feed(event)
+        if isinstance(event, ev.Heartbeat):
+            by_fields.beat(event.id, event.ts, event.session, event.job, event.attempt,
+                           event.child_pid)
+        else:
+            by_fields.feed(event)
+
+    assert by_event.queue() == by_fields.queue()
+
+
+def test_coverage_counts_only_ascii_sequence_numbers() -> None:
+    """Each session's highest sequence number folded; an id whose tail is not a plain
+    number (an edited line: `s2:²`, `s2:x`) covers nothing rather than crashing."""
+    events = history(CREATED, added("a"))
+    odd = [attrs.evolve(events[-1], id=f"s2:{tail}", session="s2")
+           for tail in ("\u00b2", "x", "\u0663")]
+    running = fold.Fold()
+    for event in sorted([*events, *odd], key=fold.sort_key):
+        running.feed(event)
+
+    assert {"s1": 2} == running.coverage()

@@ -507,8 +507,9 @@ class Recording(RealFileSystem):
 
 def test_each_append_is_one_write_then_fsync_and_creation_syncs_the_folder(
         tmp_path: Path) -> None:
-    """A new journal's folder is fsync'd after the file is created; each event is one
-    write of a whole line followed by one fsync."""
+    """A new journal is created at its first append (opening writes nothing), and its
+    folder is fsync'd after the file is created; each event is one write of a whole line
+    followed by one fsync."""
     disk = Recording()
     path = tmp_path / "new" / "q.jsonl"
 
@@ -518,8 +519,9 @@ def test_each_append_is_one_write_then_fsync_and_creation_syncs_the_folder(
         writer.append(CREATED)
         writer.append(added("a"))
 
-    assert ["open_append", "fsync_dir"] == opened
-    assert ["write", "fsync", "write", "fsync"] == disk.calls
+    assert [] == opened
+    assert not path.exists() or path.stat().st_size
+    assert ["open_append", "fsync_dir", "write", "fsync", "write", "fsync"] == disk.calls
 
 
 # ---- formats: newer journalq, unknown fields ---------------------------------------------------

@@ -16,8 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from journalq import codec, sync
+from journalq import codec, copies, sync
 from journalq import events as ev
+from journalq.copies import Entry
 from journalq.fold import replay
 from journalq.state import Queue
 from journalq.timestamps import format_ts
@@ -102,29 +103,31 @@ def scenarios(draw: st.DrawFn, count: int) -> tuple[dict[str, list[ev.Event]], l
     return history, [draw(journals(history, f"copy-{n}.jsonl")) for n in range(count)]
 
 
-def entries(journal: Journal) -> list[sync.Entry]:
-    """A copy's lines as the merge reads them (decoded, with their content digest)."""
+def entries(journal: Journal) -> list[Entry]:
+    """A copy's lines as the merge reads them."""
     name, lines = journal
-    return [sync.Entry(codec.decode(json.loads(line)), line, sync._digest(line), name)
-            for line in lines]
+    return [Entry(codec.decode(json.loads(line)), line, name) for line in lines]
 
 
-def merge(*copies: Journal) -> list[sync.Entry]:
-    """The union of the copies, in (ts, id) order."""
-    return sync.union([iter(entries(copy)) for copy in copies], {})
+def merge(*journals: Journal) -> list[Entry]:
+    """The union of the copies, in (ts, id) order, as `pull` makes it (SyncError if two
+    copies disagree about an event)."""
+    every = [entry for journal in journals for entry in entries(journal)]
+    sync.refuse_conflicts(copies.conflicts(every))
+    return copies.extend({}, every)
 
 
-def as_journal(merged: Sequence[sync.Entry], name: str) -> Journal:
+def as_journal(merged: Sequence[Entry], name: str) -> Journal:
     """A merge result written out as a journal of its own."""
     return name, tuple(entry.line for entry in merged)
 
 
-def events_of(merged: Sequence[sync.Entry]) -> list[ev.Event]:
+def events_of(merged: Sequence[Entry]) -> list[ev.Event]:
     """The merged events, in order."""
     return [entry.event for entry in merged]
 
 
-def folded(merged: Sequence[sync.Entry]) -> Queue:
+def folded(merged: Sequence[Entry]) -> Queue:
     """The queue the merged events describe."""
     return replay(events_of(merged))
 
@@ -190,14 +193,14 @@ def test_pulling_into_a_journal_folds_like_merging_it(
         scenario: tuple[dict[str, list[ev.Event]], list[Journal]]) -> None:
     """Pull keeps the local journal's lines and appends only the events it lacks; the result
     folds like the merge of the local journal with every copy."""
-    _, (local, *copies) = scenario
-    known = {entry.event.id: (entry.digest, entry.source) for entry in entries(local)}
+    _, (local, *others) = scenario
+    known = copies.coverage_of(entries(local))
 
-    fresh = sync.union([iter(entries(copy)) for copy in copies], known)
+    fresh = copies.extend(known, [entry for other in others for entry in entries(other)])
     pulled = as_journal(entries(local) + fresh, "local.jsonl")
 
     assert not {entry.event.id for entry in entries(local)} & {e.event.id for e in fresh}
-    assert replay(events_of(entries(pulled))) == folded(merge(local, *copies))
+    assert replay(events_of(entries(pulled))) == folded(merge(local, *others))
 
 
 @settings(max_examples=100, deadline=None)
@@ -213,9 +216,9 @@ def test_one_id_with_two_contents_never_merges(
     target = data.draw(st.sampled_from(shared))
     forged = b[0], tuple(tamper(line) if line_id(line) == target else line for line in b[1])
 
-    for copies in ((a, forged), (forged, a)):
+    for pair in ((a, forged), (forged, a)):
         with pytest.raises(sync.SyncError) as caught:
-            merge(*copies)
+            merge(*pair)
         assert f"event {target} differs between" in caught.value.message
         assert a[0] in caught.value.message
         assert forged[0] in caught.value.message
@@ -242,11 +245,54 @@ def test_coverage_says_exactly_which_events_a_copy_holds(
     sequence number per session says which events it holds, so "F covers every session
     of G as far" is the same as "F holds every event of G"."""
     _, (f, g) = scenario
-    seen_f: sync.Coverage = {}
-    seen_g: sync.Coverage = {}
-    list(sync._covering(iter(entries(f)), seen_f))
-    list(sync._covering(iter(entries(g)), seen_g))
 
-    covers = all(seen_f.get(session, 0) >= seq for session, seq in seen_g.items())
+    covers = copies.covers(copies.coverage_of(entries(f)), copies.coverage_of(entries(g)))
 
     assert ({line_id(line) for line in g[1]} <= {line_id(line) for line in f[1]}) == covers
+
+
+# ---- the name grammar and the prefix rule --------------------------------------------------
+
+QUEUE_NAMES = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,20}", fullmatch=True)
+SESSION_IDS = st.from_regex(r"[0-9a-f]{12}", fullmatch=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(QUEUE_NAMES, QUEUE_NAMES, SESSION_IDS, st.integers(1, 10**6))
+def test_a_segment_name_belongs_to_exactly_one_queue(
+        queue: str, other: str, session: str, part: int) -> None:
+    """A file journalq names for (queue, session, part) parses back to exactly that, and is
+    never taken for a file of another queue, even one whose name extends it (`sweep` and
+    `sweep.v2`, or `sweep.<12 hex digits>`)."""
+    name = copies.segment_name(queue, session, part)
+
+    assert copies.Segment(name, session, part) == copies.parse_name(name, queue)
+    if other != queue:
+        assert copies.parse_name(name, other) is None
+
+
+@pytest.mark.parametrize("name", [
+    "q.jsonl", "q.abc.jsonl", "q.ABCDEFABCDEF.jsonl", "q.abcdefabcdef-1.jsonl",
+    "q.abcdefabcdef-01.jsonl", "q.abcdefabcdef.jsonl.lock", "q.abcdefabcdef.jsonl.bak-1",
+    ".q.abcdefabcdef.jsonl.tmp-1", "q.abcdefabcdef.jsonl.torn-20260101T000000Z",
+    "q.abcdefabcdef (1).jsonl", "q.v2.abcdefabcdef.jsonl",
+])
+def test_nothing_but_the_grammar_is_a_copy(name: str) -> None:
+    """Locks, backups, torn tails, temp files, Drive's conflict copies, another queue's
+    copies: none of them is read as a copy of queue `q`."""
+    assert copies.parse_name(name, "q") is None
+
+
+def test_a_gap_stops_a_session_s_run_until_the_missing_event_arrives() -> None:
+    """A copy that lost a line gives the events before the gap; merging past it would
+    break the prefix rule that coverage rests on."""
+    events = [attrs.evolve(ev.JobRetried(job="j"), id=f"{SESSIONS[0]}:{seq}",
+                           ts=format_ts(BASE_MICROS + seq), session=SESSIONS[0])
+              for seq in range(1, 6)]
+    damaged = [Entry(event, codec.encode(event).rstrip(b"\n"), "copy")
+               for event in events if event.id != f"{SESSIONS[0]}:3"]
+
+    assert [e.id for e in events[:2]] == [x.event.id for x in copies.extend({}, damaged)]
+    whole = [Entry(event, codec.encode(event).rstrip(b"\n"), "other") for event in events]
+    assert [e.id for e in events[2:]] == [
+        x.event.id for x in copies.extend({SESSIONS[0]: 2}, [*damaged, *whole])]

@@ -23,10 +23,14 @@ def run(opened: Opened, *, resume: bool = False, stale_seconds: float | None = N
     """Run every pending job of the queue; returns 0 when all are done, 1 if any failed."""
     cfg = opened.require_config()
     with Interrupts() as interrupts, writing(opened, "run") as session:
+        stale = opened.stale_seconds(stale_seconds)
         runnable = _prepare(opened, session, cfg, resume=resume, force=force, trust=trust,
-                            stale_seconds=opened.stale_seconds(stale_seconds))
+                            stale_seconds=stale)
+        # --force declared every runner known now gone; one heard of later is news.
+        known = frozenset(session.queue().sessions) if force else frozenset()
         batch = Batch(cfg, session, opened.console, interrupts, quiet=quiet,
-                      runnable=runnable)
+                      runnable=runnable, clock=opened.clock, stale_seconds=stale,
+                      declared_dead=known)
         batch.run_pending()
         return batch.finish()
 

@@ -1,0 +1,127 @@
+"""The sync folder's files, by one exact name grammar, and the rule for merging them.
+
+A session's copy of its journal is one or more segments, consecutive byte ranges of the
+journal cut at line ends:
+
+    <queue>.<session>.jsonl       segment 1: the journal from its first byte
+    <queue>.<session>-<n>.jsonl   segment n (n >= 2): the bytes after segment n-1
+
+`<session>` is 12 lowercase hex digits and `<n>` a decimal without leading zeros, so a name
+belongs to exactly one queue, whatever dots queue names hold (`sweep` never reads
+`sweep.v2`'s files), and nothing else journalq writes (locks, backups, torn tails, temp
+files, which all start with `.` or carry a suffix) is ever read as a copy.
+
+Merging is pure: every journal holds a prefix of each session's events (a session appends
+in order; copies and merges carry prefixes on), so a journal's "coverage" (each session's
+highest sequence number) says exactly which events it holds, and a merge appends, per
+session, the run of events that extends that prefix.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+import attrs
+
+from journalq import events as ev
+
+_SEGMENT = re.compile(r"([0-9a-f]{12})(?:-([1-9][0-9]{0,8}))?\.jsonl")
+
+Coverage = dict[str, int]  # session -> highest sequence number held
+
+
+@attrs.frozen
+class Segment:
+    """One file of one session's copy."""
+
+    name: str
+    session: str
+    part: int
+
+
+def segment_name(queue: str, session: str, part: int) -> str:
+    """The file name of segment `part` (from 1) of `session`'s copy of `queue`."""
+    return f"{queue}.{session}.jsonl" if part == 1 else f"{queue}.{session}-{part}.jsonl"
+
+
+def parse_name(name: str, queue: str) -> Segment | None:
+    """The segment a file name is, if it is one of `queue`'s by the exact grammar."""
+    if not name.startswith(queue) or name[len(queue):len(queue) + 1] != ".":
+        return None
+    found = _SEGMENT.fullmatch(name, len(queue) + 1)
+    if found is None or found.group(2) == "1":
+        return None
+    return Segment(name, found.group(1), int(found.group(2) or 1))
+
+
+def sequence(event_id: str) -> tuple[str, int] | None:
+    """(session, seq) of an event id `<session>:<seq>`, if it has that form."""
+    session, _, seq = event_id.rpartition(":")
+    return (session, int(seq)) if session and seq.isdigit() else None
+
+
+@attrs.frozen
+class Entry:
+    """One event from one file, with its line as written (without the newline)."""
+
+    event: ev.Event
+    line: bytes
+    source: str
+
+
+@attrs.frozen
+class Conflict:
+    """One event id with two contents in two files: two histories claim one event."""
+
+    event_id: str
+    first: str
+    second: str
+
+
+def extend(known: Coverage, candidates: Iterable[Entry]) -> list[Entry]:
+    """The entries that extend `known`: each session's run without a gap, once each, in
+    (ts, id) order.
+
+    A gap (a copy that lost a line) stops that session's run: merging past it would break
+    the prefix rule, and the missing event can still arrive from another copy later.
+    """
+    by_session: dict[str, dict[int, Entry]] = {}
+    for entry in candidates:
+        found = sequence(entry.event.id)
+        if found is not None and found[1] > known.get(found[0], 0):
+            by_session.setdefault(found[0], {}).setdefault(found[1], entry)
+    fresh: list[Entry] = []
+    for session, held in by_session.items():
+        seq = known.get(session, 0) + 1
+        while seq in held:
+            fresh.append(held[seq])
+            seq += 1
+    fresh.sort(key=lambda entry: (entry.event.ts, entry.event.id))
+    return fresh
+
+
+def conflicts(entries: Iterable[Entry]) -> list[Conflict]:
+    """Event ids that come with two contents (another value, not just another key order)."""
+    first: dict[str, Entry] = {}
+    found: list[Conflict] = []
+    for entry in entries:
+        kept = first.setdefault(entry.event.id, entry)
+        if kept is not entry and kept.line != entry.line and kept.event != entry.event:
+            found.append(Conflict(entry.event.id, kept.source, entry.source))
+    return found
+
+
+def coverage_of(entries: Iterable[Entry]) -> Coverage:
+    """The highest sequence number of each session among `entries`."""
+    found: Coverage = {}
+    for entry in entries:
+        held = sequence(entry.event.id)
+        if held is not None and held[1] > found.get(held[0], 0):
+            found[held[0]] = held[1]
+    return found
+
+
+def covers(cover: Coverage, held: Coverage) -> bool:
+    """Whether a journal with coverage `cover` holds every event of one with `held`."""
+    return all(cover.get(session, 0) >= seq for session, seq in held.items())
