@@ -26,7 +26,7 @@ from journalq.errors import (
     JournalError,
 )
 from journalq.failpoint import failpoint
-from journalq.fold import Folder
+from journalq.fold import Fold
 from journalq.jobfiles import JobFiles
 from journalq.progress import Progress
 from journalq.reaper import TAG_VARIABLE, attempt_tag
@@ -64,7 +64,7 @@ class Batch:
         self.progress = Progress(lambda: session.fold, console)
 
     @property
-    def folder(self) -> Folder:
+    def fold(self) -> Fold:
         """The live fold (a merge that sorts in older events replaces it: never keep it)."""
         return self.session.fold
 
@@ -78,11 +78,11 @@ class Batch:
         One pass over the queue: a job that fails with attempts left is pending again and
         runs again at once, so nothing earlier in the queue can become pending meanwhile.
         """
-        for job_id in self.folder.job_ids():
+        for job_id in self.fold.job_ids():
             while job_id in self.runnable and self.interrupts.received is None:
                 if self._yields():
                     return
-                job = self.folder.job(job_id)
+                job = self.fold.job(job_id)
                 if job is None or job.status is not Status.PENDING or self._ran_elsewhere(job):
                     break
                 self.run_one(job)
@@ -144,7 +144,7 @@ class Batch:
                 job=job.id, attempt=number, host=host.hostname(), boot_id=host.boot_id(),
                 pid=os.getpid(), log=log_path, spec_sha256=spec.sha256,
             ))
-            running = self.folder.job(job.id)
+            running = self.fold.job(job.id)
             if (running is None or running.status is not Status.RUNNING or running.last is None
                     or (running.last.number, running.last.session) != (number, self.session.id)):
                 # Never spawn what the journal did not record as running: its finish would
@@ -218,7 +218,7 @@ class Batch:
             job=job.id, attempt=number, return_code=result.return_code, signal=result.signal,
             outcome=outcome, reason=result.reason, duration=round(result.duration, 6),
         ))
-        after = self.folder.job(job.id)
+        after = self.fold.job(job.id)
         assert after is not None
         self.progress.finished(after, result.duration)
 

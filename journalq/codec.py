@@ -38,6 +38,9 @@ def encode(event: ev.Event) -> bytes:
     if isinstance(event, UnknownEvent):
         raise TypeError("an unknown event is never written back")
     body = attrs.asdict(event, recurse=False)
+    for name in _OMITTED.get(type(event), ()):
+        if body[name] is None:
+            del body[name]
     line = {"type": TAGS[type(event)], "v": ev.FORMAT_VERSION, **body}
     return (json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
 
@@ -132,6 +135,9 @@ def _fields_of(cls: type[ev.Event]) -> tuple[_Field, ...]:
 
 # The decoder's field table: every check `decode` and `heartbeat_fields` make comes from here.
 FIELDS = {cls: _fields_of(cls) for cls in TYPES.values()}
+# The fields each type leaves out of its line when they are None (see `events.later`).
+_OMITTED = {cls: tuple(f.name for f in attrs.fields(cls) if f.metadata.get("omit_unset"))
+            for cls in TYPES.values()}
 
 
 def decode(obj: Any) -> ev.Event:

@@ -25,7 +25,7 @@ from journalq.expand import (
     folder_path,
     is_safe_name,
 )
-from journalq.schema import SUMMARY_FILE, QueueConfig
+from journalq.schema import SUMMARY_FILE, Gpus, QueueConfig
 from journalq.state import JobSpec
 
 __all__ = ["SUMMARY_FILE", "Config", "fill_placeholders", "is_safe_name", "parse"]
@@ -45,6 +45,10 @@ class Config:
     sync_seconds: float
     grace_seconds: float
     jobs: Mapping[str, JobSpec]
+    slots: int | None = None  # None: one, today's sequential run
+    gpus: Gpus | None = None
+    jobs_per_gpu: int = 1
+    halt_after_failures: int | None = None
 
 
 def parse(data: bytes, source: str) -> Config:
@@ -71,6 +75,7 @@ def _check(written: QueueConfig, source: str, sha256: str) -> Config:
     check_attempts(defaults.max_attempts, "$.defaults.max_attempts")
     if defaults.timeout is not None:
         check_positive(defaults.timeout, "$.defaults.timeout")
+    _check_slots(written)
     worker = expand.words(written.worker, "$.worker")
     out_root = folder_path(written.out_root or f"runtime_state/outputs/{written.queue}",
                            "$.out_root")
@@ -80,4 +85,25 @@ def _check(written: QueueConfig, source: str, sha256: str) -> Config:
         sync_dir=written.sync_dir, sync_seconds=written.sync_seconds,
         grace_seconds=written.grace_seconds,
         jobs=expand.job_specs(written, worker, out_root),
+        slots=written.slots, gpus=written.gpus, jobs_per_gpu=written.jobs_per_gpu,
+        halt_after_failures=written.halt_after_failures,
     )
+
+
+MAX_SLOTS = 256
+
+
+def _check_slots(written: QueueConfig) -> None:
+    """Slots come from `slots:` or from `gpus:` (times `jobs_per_gpu:`), not both."""
+    if written.slots is not None and not 1 <= written.slots <= MAX_SLOTS:
+        raise Problem("$.slots", f"expected a whole number from 1 to {MAX_SLOTS}, got "
+                      f"{written.slots}")
+    if written.slots is not None and written.gpus is not None:
+        raise Problem("$.slots", "give `slots:` or `gpus:` (one slot per device, times "
+                      "`jobs_per_gpu:`), not both")
+    if not 1 <= written.jobs_per_gpu <= MAX_SLOTS:
+        raise Problem("$.jobs_per_gpu", f"expected a whole number from 1 to {MAX_SLOTS}, "
+                      f"got {written.jobs_per_gpu}")
+    if written.halt_after_failures is not None and written.halt_after_failures < 1:
+        raise Problem("$.halt_after_failures", "expected a whole number of failed attempts "
+                      f"(1 or more), got {written.halt_after_failures}")

@@ -58,7 +58,7 @@ def parse_name(name: str, queue: str) -> Segment | None:
 def sequence(event_id: str) -> tuple[str, int] | None:
     """(session, seq) of an event id `<session>:<seq>`, if it has that form."""
     session, _, seq = event_id.rpartition(":")
-    return (session, int(seq)) if session and seq.isdigit() else None
+    return (session, int(seq)) if session and seq.isascii() and seq.isdigit() else None
 
 
 @attrs.frozen

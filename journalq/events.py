@@ -14,11 +14,22 @@ even `status`, pays for fourteen classes.
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 
 from journalq.outcomes import Outcome
 
 FORMAT_VERSION = 1
+# Fields added after the first release are written only when set: a journal that uses no
+# newer feature reads exactly as it did, and older readers ignore what they do not know.
+UNSET_OMITTED = {"omit_unset": True}
+
+
+def later() -> Any:
+    """A field added after the first release: optional (None), and left out of a line when
+    unset."""
+    return attrs.field(default=None, metadata=UNSET_OMITTED)
 
 # Short names for the two outcomes of an attempt that ran to its end (see `Outcome`).
 DONE = Outcome.DONE
@@ -88,6 +99,12 @@ class SessionStarted(Event):
     argv: tuple[str, ...]
     journalq_version: str
     python_version: str
+    # What a `run` session may start (issue "many runtimes"): explicit job ids, globs, and
+    # a shard `K/N`; a job is selected when it passes every one that is set.
+    jobs: tuple[str, ...] | None = later()
+    only: tuple[str, ...] | None = later()
+    shard: str | None = later()
+    slurm_task: str | None = later()  # `<array job>_<task>`
 
 
 @attrs.frozen(kw_only=True, slots=False, eq=False)
@@ -110,6 +127,10 @@ class JobStarted(Event):
     pid: int
     log: str
     spec_sha256: str
+    slot: int | None = later()  # set when run uses slots
+    devices: tuple[str, ...] | None = later()  # CUDA devices
+    commit: str | None = later()  # git HEAD of the job's cwd
+    dirty: bool | None = later()  # its work tree had changes
 
 
 @attrs.frozen(kw_only=True, slots=False, eq=False)
@@ -154,8 +175,10 @@ class JobRecovered(Event):
 
     `reason` (a `RecoveryReason`) is `abandoned` (its runner died on this host), `stale`
     (no heartbeat for stale_seconds), `forced` (the operator said its runner is gone) or
-    `card` (its run card recorded how it finished). `attempt_session` is the session that
-    started the attempt.
+    `card` (its run card recorded how it finished), `requeued` (Slurm requeued the task
+    that ran it, having stopped it first) or `stopped` (journalq stopped it itself when it
+    could no longer record it: not charged). `attempt_session` is the session that started
+    the attempt.
     """
 
     job: str

@@ -281,4 +281,4 @@ class Fold:
         return fold
 
 
-Folder = Fold  # the old name; removed when the shell is merged
+

@@ -29,7 +29,7 @@ from journalq import codec
 from journalq import events as ev
 from journalq.clock import now_micros
 from journalq.errors import JournalError
-from journalq.fold import Folder
+from journalq.fold import Fold
 from journalq.fs import REAL, FileSystem, aside_path
 from journalq.lock import Holder, LeftRunning, acquire, holder_here, left_running, write_holder
 from journalq.reader import ReadReport, check_journal
@@ -37,13 +37,13 @@ from journalq.reader import replay as reader_replay
 from journalq.timestamps import format_ts, parse_ts_micros
 
 # Reads and folds a journal: what the writer is handed (see the module docstring).
-Replay = Callable[[str, FileSystem], tuple[Folder, ReadReport]]
+Replay = Callable[[str, FileSystem], tuple[Fold, ReadReport]]
 
 
 class Writer:
     """The single writer of one journal: holds its lock and appends stamped events."""
 
-    def __init__(self, path: str, fs: FileSystem, lock_fd: int, folder: Folder,
+    def __init__(self, path: str, fs: FileSystem, lock_fd: int, fold: Fold,
                  report: ReadReport, session: str, left_running: LeftRunning | None,
                  clock: Callable[[], int], replay: Replay) -> None:
         self.path = path
@@ -51,7 +51,7 @@ class Writer:
         self.session = session
         self.report = report
         self.left_running = left_running
-        self.folder = folder
+        self.fold = fold
         self._lock_fd = lock_fd
         self._clock = clock
         self._replay = replay
@@ -85,14 +85,14 @@ class Writer:
                                f"{exc.strerror}") from None
         lock_fd, record = acquire(path)
         try:
-            folder, report = _replay_if_present(path, fs, replay)
+            fold, report = _replay_if_present(path, fs, replay)
             if report.newer_types:
                 raise JournalError(
                     f"{path} holds events this journalq does not know "
                     f"({', '.join(report.newer_types)}): a newer journalq wrote it. Upgrade "
                     "journalq to write to it; `journalq status` still reads it"
                 )
-            writer = cls(path, fs, lock_fd, folder, report, session, left_running(record),
+            writer = cls(path, fs, lock_fd, fold, report, session, left_running(record),
                          clock, replay)
             writer._holder = holder_here(command, session, clock())
             write_holder(lock_fd, writer._holder, writer.left_running)
@@ -157,7 +157,7 @@ class Writer:
         in_step = self._folded[0] == self._size
         self.append_line(b"".join(codec.encode(event) for event in stamped))
         for event in stamped:
-            self.folder.feed(event)
+            self.fold.feed(event)
         if in_step:
             self._folded = (self._size, self.lines, stamped[-1].ts if stamped else "")
         return stamped
@@ -182,8 +182,8 @@ class Writer:
             self.append_line(b"".join(line + b"\n" for line, _ in chunk))
             for _, event in chunk:
                 ts = event.ts
-                if in_order and (ts, event.id) > self.folder.last_key():
-                    self.folder.feed(event)
+                if in_order and (ts, event.id) > self.fold.last_key():
+                    self.fold.feed(event)
                 else:
                     in_order = False
                 if ts > format_ts(self._floor):
@@ -254,7 +254,7 @@ class Writer:
     def reload(self) -> None:
         """Refold the journal from the file, after lines were appended out of order (a
         merge); the clock floor rises to the newest timestamp seen."""
-        self.folder, report = self._replay(self.path, self.fs)
+        self.fold, report = self._replay(self.path, self.fs)
         if report.last_ts:
             self._floor = max(self._floor, parse_ts_micros(report.last_ts))
         self._folded = (report.good_size, report.lines, report.last_ts)
@@ -292,7 +292,7 @@ class Writer:
         self.close()
 
 
-def _replay_if_present(path: str, fs: FileSystem, replay: Replay) -> tuple[Folder, ReadReport]:
+def _replay_if_present(path: str, fs: FileSystem, replay: Replay) -> tuple[Fold, ReadReport]:
     if not fs.exists(path):
-        return Folder(), ReadReport(path, 0, 0, 0, "", (), True)
+        return Fold(), ReadReport(path, 0, 0, 0, "", (), True)
     return replay(path, fs)

@@ -37,6 +37,8 @@ class RecoveryReason(enum.StrEnum):
     STALE = "stale"  # no heartbeat for stale_seconds
     FORCED = "forced"  # the operator said its runner is gone
     CARD = "card"  # its run card recorded how it finished
+    REQUEUED = "requeued"  # Slurm stopped and requeued the task that ran it
+    STOPPED = "stopped"  # journalq stopped it when it could no longer record it; not charged
 
 
 class EndReason(enum.StrEnum):

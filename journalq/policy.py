@@ -28,10 +28,6 @@ from journalq.state import Attempt, Job, JobSpec, Queue, Status, status_after_fa
 from journalq.timestamps import seconds_between
 
 # The old names of the recovery reasons; removed when the shell is merged.
-ABANDONED = RecoveryReason.ABANDONED
-STALE = RecoveryReason.STALE
-FORCED = RecoveryReason.FORCED
-CARD = RecoveryReason.CARD
 
 
 @attrs.frozen

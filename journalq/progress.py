@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from journalq import render
-from journalq.fold import Folder
+from journalq.fold import Fold
 from journalq.render import Console
 from journalq.state import Job, Status
 
@@ -13,7 +13,7 @@ from journalq.state import Job, Status
 class Progress:
     """The `[3/12] done  job  rc=0  1m02s  (eta 9m)` lines, from the folder's counts."""
 
-    def __init__(self, fold: Callable[[], Folder], console: Console) -> None:
+    def __init__(self, fold: Callable[[], Fold], console: Console) -> None:
         self._fold = fold
         self._console = console
         self._durations: list[float] = []

@@ -29,7 +29,7 @@ from journalq import events as ev
 from journalq.codec import TORN, decode_value, parse_line
 from journalq.codec import decode_line as decode_line  # re-exported: journal, repair
 from journalq.errors import JournalError
-from journalq.fold import Folder, OutOfOrder, sort_key
+from journalq.fold import Fold, OutOfOrder, sort_key
 from journalq.fs import REAL, FileSystem
 
 
@@ -197,20 +197,20 @@ def split_lines(fs: FileSystem, path: str, start: int,
 TORN_REASON = str(TORN)  # why a final line without its newline is no event
 
 
-def replay(path: str, fs: FileSystem = REAL) -> tuple[Folder, ReadReport]:
+def replay(path: str, fs: FileSystem = REAL) -> tuple[Fold, ReadReport]:
     """Fold the journal at `path` in (ts, id) order, streaming.
 
     A journal is already in that order unless sessions that ran at the same time were merged
     into it; then it is a few ordered runs, and those are merged lazily, one event per run
     in memory at a time.
     """
-    folder = Folder()
+    fold = Fold()
     reader = Reader(path, fs)
-    reader.on_heartbeat = folder.beat
+    reader.on_heartbeat = fold.beat
     try:
         for event in reader.events():
-            folder.feed(event)
-        return folder, reader.report()
+            fold.feed(event)
+        return fold, reader.report()
     except OutOfOrder:
         pass
     # The rare case: find where each ordered run starts, then merge the runs.
@@ -221,10 +221,10 @@ def replay(path: str, fs: FileSystem = REAL) -> tuple[Folder, ReadReport]:
     bounds = [*reader.run_starts, (report.good_size, -1)]
     ordered_runs = [Reader(path, fs, start, end, line).events()
                     for (start, line), (end, _) in itertools.pairwise(bounds)]
-    folder = Folder()
+    fold = Fold()
     for event in heapq.merge(*ordered_runs, key=sort_key):
-        folder.feed(event)
-    return folder, report
+        fold.feed(event)
+    return fold, report
 
 
 def tail_warning(report: ReadReport) -> str | None:

@@ -7,19 +7,19 @@ from __future__ import annotations
 from journalq import checkpoint, lock, reader
 from journalq import events as ev
 from journalq.errors import JournalError, UsageError
-from journalq.fold import Folder
+from journalq.fold import Fold
 from journalq.opened import Opened
 from journalq.state import Queue
 
 
-def read_fold(opened: Opened, *, missing_ok: bool = False) -> Folder:
+def read_fold(opened: Opened, *, missing_ok: bool = False) -> Fold:
     """Fold the journal without writing; warns about a torn tail left for the next writer."""
     path = opened.path
     try:
-        folder, report = checkpoint.replay(path, opened.fs)
+        fold, report = checkpoint.replay(path, opened.fs)
     except FileNotFoundError:
         if missing_ok:
-            return Folder()
+            return Fold()
         raise UsageError(f"{path}: no journal here yet; create it with `journalq init "
                          "--config <file>` (or `journalq run`)") from None
     except OSError as exc:
@@ -28,7 +28,7 @@ def read_fold(opened: Opened, *, missing_ok: bool = False) -> Folder:
     # A running writer's half-written line is not a torn tail; it will be whole in a moment.
     if warning and not lock.writer_active(path):
         opened.console.warn(warning)
-    return folder
+    return fold
 
 
 def read_queue(opened: Opened) -> Queue:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from journalq import defaults, host, policy, render
 from journalq.card import read_card
 from journalq.errors import DecisionNeeded
+from journalq.outcomes import RecoveryReason
 from journalq.render import Console
 from journalq.state import Queue, Status
 
@@ -43,9 +44,9 @@ def describe_orphan(orphan: policy.Orphan) -> str:
     attempt = orphan.job.last
     number = attempt.number if attempt else 0
     why = {
-        policy.ABANDONED: "its runner on this host is gone",
-        policy.STALE: f"no heartbeat for {render.duration(orphan.age)}",
-        policy.FORCED: f"forced (last heartbeat {render.duration(orphan.age)} ago)",
+        RecoveryReason.ABANDONED: "its runner on this host is gone",
+        RecoveryReason.STALE: f"no heartbeat for {render.duration(orphan.age)}",
+        RecoveryReason.FORCED: f"forced (last heartbeat {render.duration(orphan.age)} ago)",
     }[orphan.reason]
     return render.safe(f"{orphan.job.id} (attempt {number}): {why}")
 

@@ -12,7 +12,7 @@ import math
 import re
 import typing
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import attrs
 import cattrs
@@ -30,6 +30,8 @@ from journalq.strict import CHECKS, ValueProblem, describe, strings
 
 SUMMARY_FILE = "summary.tsv"
 T = TypeVar("T")
+# Where a run's slots get their GPUs: `auto` (found at run time), or device ids.
+Gpus = Literal["auto"] | tuple[str, ...]
 
 
 @attrs.frozen
@@ -102,6 +104,10 @@ class QueueConfig:
     sync_dir: str | None = None
     sync_seconds: float = DEFAULT_SYNC_SECONDS
     grace_seconds: float = DEFAULT_GRACE_SECONDS
+    slots: int | None = None
+    gpus: Gpus | None = None
+    jobs_per_gpu: int = 1
+    halt_after_failures: int | None = None
     defaults: Defaults = attrs.Factory(Defaults)
     jobs: list[JobConfig] = attrs.Factory(list)
     matrix: Matrix | None = None
@@ -173,6 +179,21 @@ def _axes(value: Any, _: Any) -> dict[str, list[Any]]:
     return dict(value)
 
 
+def gpus(value: Any, _: Any = None) -> Gpus:
+    """`auto`, or device ids (numbers, or strings like a GPU UUID or MIG id)."""
+    if value == "auto":
+        return "auto"
+    words = value if type(value) is list else None
+    if (not words or any(type(v) not in (int, str) or (type(v) is int and v < 0)
+                         or (type(v) is str and not re.fullmatch(r"[A-Za-z0-9:._-]+", v))
+                         for v in words)):
+        raise ValueProblem("expected `auto` or a list of device ids like [0, 1]")
+    ids = tuple(str(v) for v in words)
+    if len(set(ids)) != len(ids):
+        raise ValueProblem("a device is listed twice")
+    return ids
+
+
 def _any_mapping(value: Any, _: Any) -> dict[str, Any]:
     if type(value) is not dict:
         raise ValueProblem("expected a mapping")
@@ -218,6 +239,8 @@ _converter.register_structure_hook_func(lambda t: t == tuple[str, ...] | str | N
 _converter.register_structure_hook_func(lambda t: t == dict[str, str], _env)
 _converter.register_structure_hook_func(lambda t: t == dict[str, list[Any]], _axes)
 _converter.register_structure_hook_func(lambda t: t == dict[str, Any], _any_mapping)
+_converter.register_structure_hook_func(lambda t: t == Gpus | None,
+                                        lambda v, t: None if v is None else gpus(v))
 
 
 class Unstructurable(ValueError):

@@ -28,7 +28,7 @@ from journalq.state import Queue
 if TYPE_CHECKING:
     from journalq import policy
     from journalq.config import Config
-    from journalq.fold import Folder
+    from journalq.fold import Fold
     from journalq.fs import FileSystem
     from journalq.sync import Mirror
 
@@ -73,13 +73,13 @@ class Session:
         return self._writer.fs
 
     @property
-    def fold(self) -> Folder:
+    def fold(self) -> Fold:
         """The live fold: every event read and appended so far."""
-        return self._writer.folder
+        return self._writer.fold
 
     def queue(self) -> Queue:
         """The state after everything read and appended so far."""
-        return self._writer.folder.queue()
+        return self._writer.fold.queue()
 
     def append(self, event: ev.Event) -> ev.Event:
         """Append one event (after `session_started`, the first time)."""
@@ -132,7 +132,7 @@ class Session:
         if self.mirror is None:
             return 0
         try:
-            fresh = self.mirror.pull(self._writer.folder.coverage(), when_due=when_due)
+            fresh = self.mirror.pull(self._writer.fold.coverage(), when_due=when_due)
         except JournalError as exc:
             if not lenient:
                 raise
@@ -171,7 +171,7 @@ class Session:
                 writer.append(ev.SessionEnded(exit_code=exit_code, reason=reason))
             size, lines, newest = writer.folded
             if size != writer.report.checkpoint_offset:  # else it is up to date
-                checkpoint.save(writer.path, writer.folder, size, lines, newest, writer.fs)
+                checkpoint.save(writer.path, writer.fold, size, lines, newest, writer.fs)
         finally:
             writer.close()
 

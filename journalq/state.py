@@ -8,7 +8,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import attrs
 
@@ -126,6 +126,10 @@ def status_after_failure(job: Job) -> Status:
     return Status.PENDING if job.charged < job.spec.max_attempts else Status.FAILED
 
 
+def _words_or_none(value: Iterable[str] | None) -> tuple[str, ...] | None:
+    return None if value is None else tuple(str(word) for word in value)
+
+
 @attrs.frozen
 class SessionInfo:
     """What a session said about itself in `session_started`, and how it ended."""
@@ -140,6 +144,11 @@ class SessionInfo:
     ended: str | None = None
     exit_code: int | None = None
     last_seen: str = ""
+    # What a `run` selected (see `selection`); a checkpoint gives lists back: made tuples.
+    jobs: tuple[str, ...] | None = attrs.field(default=None, converter=_words_or_none)
+    only: tuple[str, ...] | None = attrs.field(default=None, converter=_words_or_none)
+    shard: str | None = None
+    slurm_task: str | None = None
 
 
 @attrs.frozen

@@ -42,7 +42,7 @@ from journalq.copies import (
     segment_name,
 )
 from journalq.errors import JournalError
-from journalq.fold import Folder, replay
+from journalq.fold import Fold, replay
 from journalq.fs import REAL, FileSystem
 from journalq.reader import decode_line, split_lines
 from journalq.state import Queue
@@ -218,7 +218,7 @@ def refuse_conflicts(conflicts: list[Conflict]) -> None:
                         "queue. Move the wrong file out of the sync folder")
 
 
-def merged_queue(fold: Folder, copies: CopyReader,
+def merged_queue(fold: Fold, copies: CopyReader,
                  reread: Callable[[], list[ev.Event]]) -> Queue:
     """The queue as the local journal (folded as `fold`) and the copies show it together,
     without writing anything. Copies that only add events after the local ones are folded

@@ -91,7 +91,8 @@ def session_started(_: SessionInfo | None,
                     event: ev.SessionStarted) -> Applied[SessionInfo | None] | Misfit:
     return Applied(SessionInfo(
         id=event.session, command=event.command, host=event.host, boot_id=event.boot_id,
-        pid=event.pid, pid_start=event.pid_start, started=event.ts,
+        pid=event.pid, pid_start=event.pid_start, started=event.ts, jobs=event.jobs,
+        only=event.only, shard=event.shard, slurm_task=event.slurm_task,
     ))
 
 

@@ -189,7 +189,7 @@ def test_a_writer_opening_from_the_checkpoint_appends_where_a_full_replay_would(
 
     with journal.Writer.open(str(path), session="w1", command="test") as writer:
         stamped = writer.append(ev.JobCancelled(job="b"))
-        folded = writer.folder.queue()
+        folded = writer.fold.queue()
 
     assert stamped.ts > newest
     assert reader.replay(str(path))[0].queue() == folded

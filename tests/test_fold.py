@@ -580,7 +580,7 @@ def check_invariants(queue: Queue) -> None:
 @FOLD_SETTINGS
 @given(events=histories(), data=st.data())
 def test_prefix_then_rest_equals_all(events: list[ev.Event], data: st.DataObject) -> None:
-    """Folding a prefix, looking at the state, then folding the rest with the same Folder
+    """Folding a prefix, looking at the state, then folding the rest with the same Fold
     gives the replay of the prefix, then the replay of everything."""
     cut = data.draw(st.integers(0, len(events)))
     running = fold.Fold()

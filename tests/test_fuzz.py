@@ -344,6 +344,8 @@ def field_values(kind: Any) -> st.SearchStrategy[Any]:
         dict[str, str]: st.dictionaries(TEXT, TEXT, max_size=3),
         int | None: st.none() | SMALL | st.integers(),
         float | None: st.none() | st.floats(allow_nan=False),
+        str | None: st.none() | TEXT, bool | None: st.none() | st.booleans(),
+        tuple[str, ...] | None: st.none() | st.lists(TEXT, max_size=3).map(tuple),
     }
     return table[kind]
 

@@ -406,7 +406,7 @@ def test_full_disk_fails_the_append_and_removes_the_partial_line(tmp_path: Path,
         assert before == path.read_bytes()
         disk.full = False
         new = writer.append(ev.JobRetried(job="a"))
-        assert fold.replay([*events, new]) == writer.folder.queue()
+        assert fold.replay([*events, new]) == writer.fold.queue()
 
     reason = "only" if short else "No space left on device"
     assert caught.value.message.startswith(f"cannot append to {path}: {reason}")

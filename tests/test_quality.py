@@ -14,9 +14,10 @@ from conftest import REPO
 
 CORE = {"events", "outcomes", "codec", "strict", "state", "attempts", "transitions", "fold",
         "policy", "config", "configfile", "schema", "problems", "expand", "errors",
-        "timestamps", "defaults"}
-SHELL = {"journal", "reader", "reading", "lock", "fs", "host", "clock", "sync", "copies",
-         "runner", "reaper", "batch", "jobfiles", "progress", "failpoint", "commands", "opened",
+        "timestamps", "defaults", "copies", "selection"}
+SHELL = {"journal", "reader", "reading", "lock", "fs", "host", "clock", "sync",
+         "runner", "batch", "echo", "attempt", "scheduler", "reaper", "jobfiles", "progress",
+         "failpoint", "commands", "opened", "slots",
          "recovery", "checkpoint", "cli", "session", "card", "render", "repair", "__init__",
          "__main__"}
 # What the core may import besides itself: computation only. No os, time, socket, pathlib,

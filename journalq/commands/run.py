@@ -9,6 +9,7 @@ from journalq.batch import Batch
 from journalq.config import Config
 from journalq.errors import BusyError, DecisionNeeded
 from journalq.opened import Opened
+from journalq.outcomes import RecoveryReason
 from journalq.recovery import observe, recover_orphans, refuse_orphans
 from journalq.runner import Interrupts
 from journalq.session import Session, writing
@@ -51,7 +52,7 @@ def _prepare(opened: Opened, session: Session, cfg: Config, *, resume: bool, for
                           f"{render.duration(r.age)} ago" for r in alive])
     # --force already declared those runners dead (the busy error above told the operator
     # to pass it); asking for --resume on top would refuse the very command we suggested.
-    undecided = [o for o in orphans if o.reason != policy.FORCED]
+    undecided = [o for o in orphans if o.reason != RecoveryReason.FORCED]
     if undecided and not resume:
         refuse_orphans(undecided, session.path)
     recover_orphans(session, orphans, seen, opened.console, cfg.grace_seconds)
