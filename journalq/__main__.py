@@ -14,13 +14,14 @@ import sys
 # (importing `typing` alone takes milliseconds). The names below are for the type checker.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from types import FrameType
+    from types import FrameType, ModuleType
     from typing import NoReturn
 
 
 def entry() -> "NoReturn":
     """Run the command line and exit with its status."""
     try:
+        sys.unraisablehook = _unraisable
         import signal
 
         if signal.getsignal(signal.SIGHUP) is signal.SIG_DFL:
@@ -33,6 +34,25 @@ def entry() -> "NoReturn":
     _exit(code)
 
 
+def _unraisable(unraisable: "sys.UnraisableHookArgs") -> None:
+    """A Ctrl-C that landed in a callback Python cannot raise from (a weakref callback
+    during an import, seen on 3.13) would be printed as "Exception ignored" with a
+    traceback, and lost. Raising it here would only repeat that: it is raised again a
+    millisecond later, from the program itself (SIGALRM: journalq uses no other alarm)."""
+    if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+        sys.__unraisablehook__(unraisable)
+        return
+    import signal
+
+    interruption = unraisable.exc_value
+
+    def again(signum: int, frame: "FrameType | None") -> None:
+        raise interruption
+
+    signal.signal(signal.SIGALRM, again)
+    signal.setitimer(signal.ITIMER_REAL, 0.001)
+
+
 def _hangup(signum: int, frame: "FrameType | None") -> None:
     from journalq.errors import Hangup
 
@@ -42,7 +62,7 @@ def _hangup(signum: int, frame: "FrameType | None") -> None:
 def _interrupted(exc: KeyboardInterrupt) -> int:
     import signal
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C now would be a traceback
+    _no_more_interruptions(signal)  # a second Ctrl-C now would be a traceback
     import contextlib
 
     with contextlib.suppress(OSError):
@@ -55,7 +75,7 @@ def _exit(code: int) -> "NoReturn":
 
     # Past this point an interruption could only surface in the interpreter's shutdown, as
     # an "Exception ignored" traceback; the work is done, so it is ignored.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _no_more_interruptions(signal)
     if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
     if code in (_SIGHUP_EXIT, _SIGINT_EXIT):
@@ -70,6 +90,13 @@ def _exit(code: int) -> "NoReturn":
                 stream.flush()
         os._exit(code)
     sys.exit(code)
+
+
+def _no_more_interruptions(signal: "ModuleType") -> None:
+    """Ignore Ctrl-C, and an interruption still due (see `_unraisable`)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, signal.SIG_IGN)
 
 
 _SIGHUP_EXIT, _SIGINT_EXIT = 129, 130  # as journalq.errors says; not imported, for speed

@@ -330,3 +330,27 @@ def test_journalq_started_by_a_path_that_is_not_utf8_still_records_its_session(
     assert [(0, "completed")] == paired(journal)
     [started] = [e for e in events(journal) if e["type"] == "session_started"]
     assert started["argv"][0].endswith("jq\\xe9")
+
+
+def test_a_ctrl_c_python_cannot_raise_is_raised_again_not_printed() -> None:
+    """A Ctrl-C that lands in a weakref callback (Python 3.13 runs import-lock callbacks
+    during start-up) is "unraisable": Python would print it with a traceback and carry on as
+    if nothing was pressed. journalq's entry point raises it again a moment later, where the
+    program can handle it, and prints nothing."""
+    code = "\n".join([
+        "import sys, time, weakref",
+        "import journalq.__main__ as entry",
+        "sys.unraisablehook = entry._unraisable  # as entry() installs it",
+        "class Thing: pass",
+        "def callback(ref): raise KeyboardInterrupt",
+        "thing = Thing(); ref = weakref.ref(thing, callback)",
+        "try:",
+        "    del thing",
+        "    time.sleep(2)",
+        "    print('lost')",
+        "except KeyboardInterrupt:",
+        "    print('raised again')",
+    ])
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=30)
+    assert ("raised again\n", "") == (done.stdout, done.stderr)
