@@ -24,7 +24,7 @@ import attrs
 
 from journalq.fold import Fold, FoldState, OutOfOrder
 from journalq.fs import REAL, FileSystem
-from journalq.reader import Reader, ReadReport
+from journalq.reader import Reader, ReadReport, check_journal
 from journalq.reader import replay as reader_replay
 from journalq.state import Anomaly, Attempt, Job, JobSpec, Queue, SessionInfo, Status
 
@@ -157,7 +157,9 @@ def _load(journal: str, fs: FileSystem) -> tuple[Fold, int, int, str, list[str]]
 
 def replay(journal: str, fs: FileSystem = REAL) -> tuple[Fold, ReadReport]:
     """The journal folded from its checkpoint and the lines after it, else from scratch:
-    the one way every reader of a journal (status, writers) folds it."""
+    the one way every reader of a journal (status, writers) folds it. A path that holds no
+    journal (a FIFO, a config) is refused first, untouched (`reader.check_journal`)."""
+    check_journal(journal, fs)
     loaded = _load(journal, fs) if fs.exists(path_for(journal)) else None
     if loaded is None:
         return reader_replay(journal, fs)

@@ -4,21 +4,25 @@ one-line messages and exit codes. This is the only place that does either."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from journalq import __version__
 from journalq.errors import (
     EXIT_BROKEN_PIPE,
     EXIT_INTERNAL,
     EXIT_JOURNAL,
-    EXIT_SIGINT,
+    EXIT_OK,
     EXIT_TABLE,
     EXIT_USAGE,
     JournalqError,
     UsageError,
+    interrupt_code,
 )
 from journalq.render import Console
 
@@ -246,19 +250,23 @@ def _seconds(text: str) -> float:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run journalq with `argv` (default: the process's) and return its exit code."""
     words = sys.argv[1:] if argv is None else list(argv)
-    args = _parser().parse_args(words)
     console = _console()
+    odd = _not_utf8(words)
+    if odd is not None:  # before anything reads a path, let alone writes one to the journal
+        console.err(f"journalq: error: {odd}")
+        return EXIT_USAGE
+    args = _parser().parse_args(words)
     try:
-        return _dispatch(args, console)
+        code = _dispatch(args, console)
     except JournalqError as exc:
         console.err(f"journalq: error: {exc.message}")
         return exc.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         console.err("journalq: interrupted")
-        return EXIT_SIGINT
+        return interrupt_code(exc)
     except BrokenPipeError:
         # `journalq status | head`: the reader left; not an error worth a message.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _to_devnull(sys.stdout)
         return EXIT_BROKEN_PIPE
     except OSError as exc:
         # Files journalq does not own (an out_dir, a log folder) can fail in many ways; the
@@ -273,15 +281,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.err(f"journalq: error: internal error ({type(exc).__name__}: {exc}); rerun "
                     "with JOURNALQ_DEBUG=1 for a traceback and report it")
         return EXIT_INTERNAL
+    console.write("")  # flush what `write` streamed, so a reader that left is noticed here
+    if code == EXIT_OK and console.lost & {"out", "write"}:
+        return EXIT_BROKEN_PIPE  # the result never reached its reader, as SIGPIPE would say
+    return code
+
+
+def _not_utf8(words: Sequence[str]) -> str | None:
+    """Why a command-line word cannot be used, if one is not UTF-8 (Python hands such bytes
+    over as lone surrogates): paths and the argv are written into the journal, which is
+    UTF-8 JSON, so such a word is refused before anything is written."""
+    for number, word in enumerate(words):
+        try:
+            word.encode()
+        except UnicodeEncodeError:
+            name, equals, _ = word.partition("=")
+            if equals and name.startswith("--"):
+                what = name
+            elif number and words[number - 1].startswith("--"):
+                what = words[number - 1]
+            else:
+                what = f"argument {number + 1}"
+            return (f"{what} {os.fsencode(word)!r} is not UTF-8; journalq keeps paths in a "
+                    "UTF-8 journal. Rename it (or pick a UTF-8 name) and rerun")
+    return None
 
 
 def _dispatch(args: argparse.Namespace, console: Console) -> int:
+    from journalq.reader import check_journal
+
     command = args.command
     if command == "repair":
         from journalq import repair
         from journalq.opened import open_queue
 
         opened = open_queue(console=console, state=args.state, config=args.config)
+        check_journal(opened.path, opened.fs)
         return repair.repair(opened.path, salvage=args.salvage, dry_run=args.dry_run,
                              say=console.out)
     if command in _READERS or command == "status":
@@ -328,18 +363,49 @@ def _opened(args: argparse.Namespace, console: Console) -> Opened:
 
 
 def _console() -> Console:
+    """The terminal (or pipes) as a Console: a stream that fails is pointed at /dev/null,
+    and a terminal that hung up (EIO) is a hangup, as if SIGHUP had come."""
+
     def out(text: str) -> None:
-        print(text, flush=True)
+        _guarded(sys.stdout, lambda: print(text, flush=True))
 
     def err(text: str) -> None:
-        print(text, file=sys.stderr, flush=True)
+        _guarded(sys.stderr, lambda: print(text, file=sys.stderr, flush=True))
 
     def echo(data: bytes) -> None:
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
+        def send() -> None:
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+
+        _guarded(sys.stdout, send)
 
     def write(text: str) -> None:
-        sys.stdout.write(text)
+        _guarded(sys.stdout, lambda: sys.stdout.write(text) if text else sys.stdout.flush())
 
-    return Console(out=out, err=err, echo=echo, write=write)
+    return Console(out=out, err=err, echo=echo, write=write, on_gone=_gone)
 
+
+def _guarded(stream: TextIO, action: Callable[[], object]) -> None:
+    """Do `action`; if the stream has gone away, point it at /dev/null before saying so, so
+    that Python's own flush at exit neither fails (exit 120) nor complains."""
+    try:
+        action()
+    except OSError:
+        _to_devnull(stream)
+        raise
+
+
+def _to_devnull(stream: TextIO) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, stream.fileno())
+        os.close(null)
+
+
+def _gone(exc: OSError) -> None:
+    """A write to the terminal failed. EIO (or ENXIO) means it hung up: the same as SIGHUP,
+    so it is delivered as one to whoever handles SIGHUP (`run` stops its job as interrupted,
+    the entry point turns it into an interruption). A reader that left a pipe (EPIPE) only
+    silences that output (`run | head` goes on; `status | head` exits 141)."""
+    if exc.errno in (errno.EIO, errno.ENXIO) and callable(signal.getsignal(signal.SIGHUP)):
+        signal.raise_signal(signal.SIGHUP)

@@ -94,6 +94,19 @@ class BusyError(JournalqError):
     exit_code = EXIT_BUSY
 
 
+class Hangup(KeyboardInterrupt):
+    """SIGHUP, or the terminal went away: like Ctrl-C, the operator's session stopped us.
+
+    A KeyboardInterrupt, so that whatever handles an interruption handles this one too."""
+
+    exit_code = EXIT_SIGHUP
+
+
+def interrupt_code(exc: KeyboardInterrupt) -> int:
+    """The exit status of an interruption: 129 for a hangup, 130 for Ctrl-C."""
+    return exc.exit_code if isinstance(exc, Hangup) else EXIT_SIGINT
+
+
 class DecisionNeeded(JournalqError):
     """journalq will not guess: stale jobs need --resume, a changed spec needs --trust."""
 

@@ -40,7 +40,7 @@ from journalq.lock import (
     stopped_attempts,
     write_holder,
 )
-from journalq.reader import ReadReport
+from journalq.reader import ReadReport, check_journal
 from journalq.reader import replay as reader_replay
 from journalq.timestamps import format_ts, parse_ts_micros
 
@@ -82,8 +82,10 @@ class Writer:
         """Lock the journal, read it whole, and get ready to append.
 
         Refuses (BusyError) if another process holds the lock, and (JournalError) if the
-        journal is corrupt or was written by a newer journalq.
+        journal is corrupt or was written by a newer journalq. What is not a journal at all
+        (a config, a FIFO) is refused before the lock is taken, so nothing appears beside it.
         """
+        check_journal(path, fs)
         folder_path = posixpath.dirname(path) or "."
         try:
             fs.makedirs(folder_path)

@@ -20,19 +20,61 @@ from journalq.timestamps import seconds_between
 JSON_SCHEMA_VERSION = 1
 
 
+def _no_hook(_: OSError) -> None:
+    pass
+
+
 @attrs.frozen
 class Console:
     """Where a command's words go: results to `out`, warnings and progress to `err`, a
-    job's output to `echo`, and streamed text (`status --json`) to `write`."""
+    job's output to `echo`, and streamed text (`status --json`) to `write`.
 
-    out: Callable[[str], None]
-    err: Callable[[str], None]
-    echo: Callable[[bytes], None]
-    write: Callable[[str], None] = print
+    Writing never raises. A terminal or pipe that went away (EIO after a hangup, EPIPE when
+    the reader left) silences the sink that failed, for good, and is told once to
+    `on_gone`; the command goes on (a job's output still reaches its log), and the command
+    line decides what the loss means (a hangup, or exit 141 for `status | head`).
+    """
+
+    _out: Callable[[str], None] = attrs.field(alias="out")
+    _err: Callable[[str], None] = attrs.field(alias="err")
+    _echo: Callable[[bytes], None] = attrs.field(alias="echo")
+    _write: Callable[[str], None] = attrs.field(alias="write", default=print)
+    on_gone: Callable[[OSError], None] = _no_hook
+    _lost: set[str] = attrs.field(factory=set, init=False, eq=False, repr=False)
+
+    def out(self, text: str) -> None:
+        """A result line."""
+        self._send("out", self._out, text)
+
+    def err(self, text: str) -> None:
+        """A progress or error line."""
+        self._send("err", self._err, text)
+
+    def echo(self, data: bytes) -> None:
+        """A job's output, as it came."""
+        self._send("echo", self._echo, data)
+
+    def write(self, text: str) -> None:
+        """Streamed text, without an added newline."""
+        self._send("write", self._write, text)
 
     def warn(self, message: str) -> None:
         """A warning line, prefixed so it is never mistaken for output."""
         self.err(f"journalq: warning: {message}")
+
+    @property
+    def lost(self) -> frozenset[str]:
+        """The sinks that went away (`out`, `err`, `echo`, `write`)."""
+        return frozenset(self._lost)
+
+    def _send(self, name: str, sink: Callable[[Any], None], value: Any) -> None:
+        if name in self._lost:
+            return
+        try:
+            sink(value)
+        except OSError as exc:
+            self._lost.add(name)
+            self.on_gone(exc)
 
 # An edited or foreign journal can hold any text; shown raw, a newline or an escape sequence
 # in a job id would forge table rows or drive the terminal. Controls are shown escaped.

@@ -443,8 +443,11 @@ def check_journal(path: Path, data: bytes, as_json: bool) -> None:
     except JournalError as exc:
         refused = exc
         assert one_line(exc.message), exc.message
-        assert exc.message.startswith(f"{path}:"), exc.message
-        assert "journalq repair" in exc.message
+        if isinstance(exc, reader.NotAJournal):  # its first line is no event
+            assert exc.message.startswith(f"{path} is not a journal ("), exc.message
+        else:
+            assert exc.message.startswith(f"{path}:"), exc.message
+            assert "journalq repair" in exc.message
     else:
         warning = reader.tail_warning(report)
         assert warning is None or one_line(warning)
