@@ -21,6 +21,7 @@ import os
 import re
 import stat
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import attrs
 
@@ -55,6 +56,10 @@ class ReadReport:
     ordered: bool
     tail_reason: str = ""
     checkpoint_offset: int | None = None  # the bytes a fold checkpoint covered, if one did
+    # A SHA-256 (hashlib object) of the whole file as read, when the reader was asked for
+    # one and the file had no torn tail: the writer carries it on, so that saving a fold
+    # checkpoint never reads the journal again.
+    digest: Any = None
 
 
 class NotAJournal(JournalError):
@@ -69,8 +74,9 @@ class Reader:
     """
 
     def __init__(self, path: str, fs: FileSystem = REAL, start: int = 0,
-                 end: int | None = None, first_line: int = 1) -> None:
+                 end: int | None = None, first_line: int = 1, digest: Any = None) -> None:
         self.path = path
+        self.digest = digest  # updated with every byte read
         self._fs = fs
         self._start = start
         self._end = end
@@ -106,7 +112,7 @@ class Reader:
         first = self._start == 0  # the file's first line decides whether it is a journal
         try:
             for offset, line, complete in split_lines(self._fs, self.path, self._start,
-                                                       self._end):
+                                                       self._end, self.digest):
                 number += 1
                 size = offset + len(line) + complete
                 if not complete:  # after the last newline: a torn tail, never corruption
@@ -168,22 +174,27 @@ class Reader:
 
     def report(self) -> ReadReport:
         """What the finished read found (call after `events()` is exhausted)."""
+        tail = self._size - self._good_end
         return ReadReport(
-            path=self.path, good_size=self._good_end, tail_size=self._size - self._good_end,
+            path=self.path, good_size=self._good_end, tail_size=tail,
             lines=self._lines, last_ts=self._max_ts, newer_types=tuple(sorted(self._newer)),
             ordered=len(self.run_starts) == 1, tail_reason=self._tail_reason,
+            digest=self.digest if not tail and self._end is None else None,
         )
 
 
-def split_lines(fs: FileSystem, path: str, start: int,
-                 end: int | None) -> Iterator[tuple[int, bytes, bool]]:
-    """(offset, line without its newline, whether it had one) for each line in [start, end)."""
+def split_lines(fs: FileSystem, path: str, start: int, end: int | None,
+                digest: Any = None) -> Iterator[tuple[int, bytes, bool]]:
+    """(offset, line without its newline, whether it had one) for each line in [start, end);
+    `digest`, if given, is updated with every byte read."""
     position = offset = start
     pending = b""
     for chunk in fs.read(path, start):
         if end is not None and position + len(chunk) > end:
             chunk = chunk[: end - position]
         position += len(chunk)
+        if digest is not None:
+            digest.update(chunk)
         *lines, pending = (pending + chunk).split(b"\n")
         for line in lines:
             yield offset, line, True
@@ -197,15 +208,17 @@ def split_lines(fs: FileSystem, path: str, start: int,
 TORN_REASON = str(TORN)  # why a final line without its newline is no event
 
 
-def replay(path: str, fs: FileSystem = REAL) -> tuple[Fold, ReadReport]:
-    """Fold the journal at `path` in (ts, id) order, streaming.
+def replay(path: str, fs: FileSystem = REAL,
+           digest: Any = None) -> tuple[Fold, ReadReport]:
+    """Fold the journal at `path` in (ts, id) order, streaming; `digest` (a hashlib object,
+    if given) takes every byte read, and comes back in the report (see `ReadReport`).
 
     A journal is already in that order unless sessions that ran at the same time were merged
     into it; then it is a few ordered runs, and those are merged lazily, one event per run
-    in memory at a time.
+    in memory at a time (the one case that reads the journal more than once).
     """
     fold = Fold()
-    reader = Reader(path, fs)
+    reader = Reader(path, fs, digest=digest.copy() if digest is not None else None)
     reader.on_heartbeat = fold.beat
     try:
         for event in reader.events():
@@ -214,7 +227,7 @@ def replay(path: str, fs: FileSystem = REAL) -> tuple[Fold, ReadReport]:
     except OutOfOrder:
         pass
     # The rare case: find where each ordered run starts, then merge the runs.
-    reader = Reader(path, fs)
+    reader = Reader(path, fs, digest=digest)
     for _ in reader.events():
         pass
     report = reader.report()
@@ -270,7 +283,7 @@ def first_line(path: str, fs: FileSystem = REAL) -> tuple[bytes, bool]:
     soon as the bytes cannot begin an event line, so a large file of anything costs one
     chunk."""
     head = b""
-    for chunk in fs.read(path):  # a generator: leaving the loop closes the file
+    for chunk in fs.read(path, chunk=_SAMPLE):  # a generator: leaving the loop closes it
         end = chunk.find(b"\n")
         if end >= 0:
             return head + chunk[:end], True

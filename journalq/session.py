@@ -9,6 +9,7 @@ folder's copies are merged in first and the journal is copied back out at the en
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import platform
 import secrets
@@ -56,7 +57,8 @@ class Session:
     def open(cls, opened: Opened, command: str) -> Session:
         """Lock and read the journal; warn about a torn tail that was moved aside."""
         writer = Writer.open(opened.path, session=new_session_id(), command=command,
-                             fs=opened.fs, clock=opened.clock.micros, replay=checkpoint.replay)
+                             fs=opened.fs, clock=opened.clock.micros,
+                             replay=functools.partial(checkpoint.replay, digest=True))
         warning = tail_warning(writer.report)
         if warning and writer.tail_moved_to:
             opened.console.warn(f"{warning.split('; most likely')[0]}; moved them to "
@@ -187,7 +189,8 @@ class Session:
                 writer.append(ev.SessionEnded(exit_code=exit_code, reason=reason))
             size, lines, newest = writer.folded
             if size != writer.report.checkpoint_offset:  # else it is up to date
-                checkpoint.save(writer.path, writer.fold, size, lines, newest, writer.fs)
+                checkpoint.save(writer.path, writer.fold, size, lines, newest, writer.fs,
+                                writer.folded_digest)
         finally:
             writer.close()
 
