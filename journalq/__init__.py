@@ -5,9 +5,9 @@ From Python (a notebook above all): `journalq.run(config, resume=True)`, `status
 the command line's `exit_code` and one-line `message` (see `journalq.api`).
 """
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
+# No import at module level, not even `typing`: every `journalq` command imports this
+# package before its entry point can catch a Ctrl-C (see `journalq.__main__`).
+TYPE_CHECKING = False
 
 __version__ = "0.1.0"
 __all__ = ["Error", "__version__", "collect", "logs", "run", "status", "wait"]
@@ -23,7 +23,7 @@ _LAZY = {"run": "journalq.api", "status": "journalq.api", "wait": "journalq.api"
          "collect": "journalq.api", "logs": "journalq.api", "Error": "journalq.errors"}
 
 if not TYPE_CHECKING:
-    def __getattr__(name: str) -> Any:
+    def __getattr__(name: str) -> object:
         module = _LAZY.get(name)
         if module is None:
             raise AttributeError(f"module 'journalq' has no attribute {name!r}")
