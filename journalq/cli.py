@@ -55,10 +55,15 @@ def _state_args(sub: argparse.ArgumentParser, config_required: bool = False,
 
 def _init_args(sub: argparse.ArgumentParser) -> None:
     _state_args(sub, config_required=True)
+    sub.add_argument("--dry-run", action="store_true",
+                     help="say which jobs would be added or changed; write nothing")
 
 
 def _run_args(sub: argparse.ArgumentParser) -> None:
     _state_args(sub, config_required=True)
+    sub.add_argument("--dry-run", action="store_true",
+                     help="say what would be added, recovered and run, in order; write "
+                          "nothing")
     sub.add_argument("--resume", action="store_true",
                      help="first recover jobs a dead runner left running")
     sub.add_argument("--stale-seconds", type=_seconds, metavar="N",
@@ -322,6 +327,8 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
     if command in _READERS or command == "status":
         return _read(args, console)
     opened = _opened(args, console)
+    if command in ("init", "run") and args.dry_run:
+        return _dry_run(args, opened)
     if command == "init":
         from journalq.commands.init import init
 
@@ -351,6 +358,19 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
                    only=args.only, shard=args.shard, slot_count=args.slots, gpus=args.gpus,
                    halt=args.halt)
     raise UsageError(f"unknown command {command}")
+
+
+def _dry_run(args: argparse.Namespace, opened: Opened) -> int:
+    from journalq.commands import plan
+
+    if args.command == "init":
+        return plan.dry_run(opened, command="init")
+    from journalq.commands.run import plan_selection, plan_slots
+
+    return plan.dry_run(opened, command="run", resume=args.resume,
+                        stale_seconds=args.stale_seconds, force=args.force, trust=args.trust,
+                        selection=plan_selection(args.jobs, args.only, args.shard),
+                        slots=plan_slots(opened.require_config(), args.slots, args.gpus))
 
 
 def _opened(args: argparse.Namespace, console: Console) -> Opened:

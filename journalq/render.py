@@ -229,6 +229,7 @@ def job_json(job: Job) -> dict[str, Any]:
         "duration": last.duration if last else None,
         "reason": job.reason,
         "log": last.log if last else None,
+        "commit": last.commit if last else None,
         "spec_sha256": job.spec.sha256,
         "changed_after_done": job.changed_after_done,
         "attempts": [_attempt_json(attempt) for attempt in job.attempts],
@@ -242,8 +243,39 @@ def _attempt_json(attempt: Attempt) -> dict[str, Any]:
         "last_heartbeat": attempt.heartbeat, "outcome": attempt.outcome,
         "reason": attempt.reason, "return_code": attempt.return_code,
         "signal": attempt.signal, "duration": attempt.duration, "log": attempt.log,
-        "charged": attempt.charged,
+        "charged": attempt.charged, "commit": attempt.commit, "dirty": attempt.dirty,
     }
+
+
+def done_commits(jobs: Iterable[Job]) -> dict[str, list[str]]:
+    """The git commits done jobs ran (their done attempt's), each with its jobs; a
+    commit is `<hash>+dirty` when its work tree had changes. Jobs run outside git are left
+    out."""
+    found: dict[str, list[str]] = {}
+    for job in jobs:
+        if job.status is not Status.DONE:
+            continue
+        ran = next((a for a in reversed(job.attempts) if a.outcome == "done"), None)
+        if ran is not None and ran.commit:
+            found.setdefault(ran.commit + ("+dirty" if ran.dirty else ""), []).append(job.id)
+    return found
+
+
+def commit_notes(jobs: Iterable[Job], head: str | None) -> list[str]:
+    """What `status` says when done jobs ran other code than the work tree's HEAD now (a
+    notebook that `git pull`s on every new runtime makes that the common case)."""
+    other = {commit: ids for commit, ids in done_commits(jobs).items()
+             if head is None or commit.removesuffix("+dirty") != head or
+             commit.endswith("+dirty")}
+    if not other:
+        return []
+    lines = ["", "done jobs that ran other code than HEAD"
+             + (f" ({head[:12]})" if head else "") + ":"]
+    for commit, ids in other.items():
+        shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+        lines.append(safe(f"  {commit[:12]}{'+dirty' if commit.endswith('+dirty') else ''}:"
+                          f" {shown}"))
+    return lines
 
 
 def status_json(queue: Queue, journal: str, warnings: Iterable[str],

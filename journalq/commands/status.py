@@ -43,6 +43,12 @@ def status(opened: Opened, *, as_json: bool = False, fmt: str = "table",
             console.write(line)
     else:
         console.out(render.status_table(queue, now, jobs))
+        if any(job.last and job.last.commit for job in jobs):
+            from journalq.gitinfo import revision_of
+
+            head = revision_of(".")
+            for line in render.commit_notes(jobs, head.commit if head else None):
+                console.out(line)
     for warning in warnings:
         console.warn(warning)
     return EXIT_OK
