@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import attrs
 
-from journalq import __version__, host, policy, reaper, render, runners
+from journalq import __version__, host, policy, reaper, render, runners, statusview
 from journalq import events as ev
 from journalq.attempt import Running, Timing
 from journalq.card import card_path, read_card, write_card
@@ -332,7 +332,7 @@ class Batch:
             self.console.err(f"halted after {self.failures} failed attempt(s) "
                              f"(halt_after_failures: {self.plan.halt_after}); "
                              f"{len(pending)} job(s) not started")
-        commits = render.done_commits(queue.jobs.values())
+        commits = statusview.done_commits(queue.jobs.values())
         if len(commits) > 1:
             spread = ", ".join(f"{c[:12]}{'+dirty' if c.endswith('+dirty') else ''} "
                                f"({len(ids)} job(s))" for c, ids in commits.items())

@@ -17,7 +17,7 @@ CORE = {"events", "outcomes", "codec", "strict", "state", "attempts", "transitio
         "timestamps", "defaults", "copies", "selection", "runners", "jobfilter", "axes"}
 SHELL = {"journal", "reader", "reading", "lock", "fs", "host", "clock", "sync",
          "runner", "batch", "echo", "attempt", "scheduler", "reaper", "jobfiles", "progress",
-         "failpoint", "commands", "opened", "slots", "gitinfo",
+         "failpoint", "commands", "opened", "slots", "gitinfo", "statusview", "identify",
          "recovery", "checkpoint", "cli", "session", "card", "render", "repair", "__init__",
          "__main__", "watch", "tabular", "results", "api"}
 # What the core may import besides itself: computation only. No os, time, socket, pathlib,

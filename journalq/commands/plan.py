@@ -16,11 +16,14 @@ from journalq.selection import Selection, selected
 from journalq.slots import Slot
 from journalq.state import Status
 
+EVERY_JOB = Selection()
+ONE_SLOT = (Slot(0),)
+
 
 def dry_run(opened: Opened, *, command: str, resume: bool = False,
             stale_seconds: float | None = None, force: bool = False,
-            trust: str | None = None, selection: Selection = Selection(),
-            slots: Sequence[Slot] = (Slot(0),)) -> int:
+            trust: str | None = None, selection: Selection = EVERY_JOB,
+            slots: Sequence[Slot] = ONE_SLOT) -> int:
     """Print the plan; exit 0 (the plan says where the real command would stop)."""
     cfg = opened.require_config()
     out = opened.console.out
