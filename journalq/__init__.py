@@ -9,7 +9,7 @@ the command line's `exit_code` and one-line `message` (see `journalq.api`).
 # package before its entry point can catch a Ctrl-C (see `journalq.__main__`).
 TYPE_CHECKING = False
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # as journalq.version.VERSION (a test keeps them equal)
 __all__ = ["Error", "__version__", "collect", "logs", "run", "status", "wait"]
 
 if TYPE_CHECKING:

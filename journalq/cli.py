@@ -12,7 +12,6 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NoReturn, TextIO
 
-from journalq import __version__
 from journalq.errors import (
     EXIT_BROKEN_PIPE,
     EXIT_INTERNAL,
@@ -25,6 +24,7 @@ from journalq.errors import (
     interrupt_code,
 )
 from journalq.render import Console
+from journalq.version import VERSION as __version__
 
 if TYPE_CHECKING:  # commands are imported when dispatched, to keep start-up fast
     from journalq.opened import Opened

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from journalq import __version__, checkpoint, host
+from journalq import checkpoint, host
 from journalq import events as ev
 from journalq.errors import JournalError, JournalqError, UsageError, interrupt_code
 from journalq.journal import Writer
@@ -25,6 +25,7 @@ from journalq.lock import LeftRunning
 from journalq.opened import Opened
 from journalq.reader import tail_warning
 from journalq.state import Queue
+from journalq.version import VERSION
 
 if TYPE_CHECKING:
     from journalq import policy
@@ -115,7 +116,7 @@ class Session:
                 pid=os.getpid(), pid_start=host.process_start(os.getpid()) or 0,
                 argv=tuple(os.fsencode(word).decode(errors="backslashreplace")
                            for word in sys.argv),
-                journalq_version=__version__, python_version=platform.python_version(),
+                journalq_version=VERSION, python_version=platform.python_version(),
                 **self._described,
             ))
             self.started = True
