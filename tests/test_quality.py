@@ -14,11 +14,12 @@ from conftest import REPO
 
 CORE = {"events", "outcomes", "codec", "strict", "state", "attempts", "transitions", "fold",
         "policy", "config", "configfile", "schema", "problems", "expand", "errors",
-        "timestamps", "defaults", "copies", "selection", "runners"}
+        "timestamps", "defaults", "copies", "selection", "runners", "slurmscript"}
 SHELL = {"journal", "reader", "reading", "lock", "fs", "host", "clock", "sync",
          "runner", "batch", "echo", "attempt", "scheduler", "reaper", "jobfiles", "progress",
          "failpoint", "commands", "opened", "slots", "gitinfo",
          "recovery", "checkpoint", "cli", "session", "card", "render", "repair", "__init__",
+         "runners_view",
          "__main__"}
 # What the core may import besides itself: computation only. No os, time, socket, pathlib,
 # subprocess, signal, random, uuid, logging: the shell passes in what they would give.
