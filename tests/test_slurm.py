@@ -11,6 +11,7 @@ what is left, and status from the shared folder when a copy is gone.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -315,3 +316,280 @@ def test_a_task_without_a_manifest_line_stops_with_one_line(tmp_path: Path) -> N
     assert EXIT_USAGE == done.returncode
     assert "array task 7 has no line" in one_error_line(done.stderr)
     assert [] == project.notes()
+
+
+# ---- on a real Slurm -----------------------------------------------------------------------
+
+def submit(project: SlurmProject, *args: str, **knobs: str) -> tuple[Path, int]:
+    """`journalq slurm --submit ARGS`: the script and the Slurm job id it printed."""
+    done = project.slurm("--submit", *args, **knobs)
+    assert 0 == done.returncode, done.stderr
+    script, job = done.stdout.splitlines()
+    return project.root / script, int(job)
+
+
+def manifest(script: Path) -> list[str]:
+    """The lines of the manifest beside a script."""
+    return (script.parent / "manifest.txt").read_text().splitlines()
+
+
+def started_in_copies(project: SlurmProject, job: str) -> dict[str, Any] | None:
+    """The newest `job_started` of `job` that the sync folder's copies show, if any."""
+    found = [e for e in project.all_events() if e["type"] == "job_started"
+             and e["job"] == job]
+    return found[-1] if found else None
+
+
+def leftover_jobs(project: SlurmProject) -> list[int]:
+    """Live processes of this project's test jobs (their environment names its ledger)."""
+    marker = f"LEDGER={project.ledger}".encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if marker in (entry / "environ").read_bytes().split(b"\0"):
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+@pytest.fixture
+def cluster_project(slurm_cluster: SlurmCluster,
+                    request: pytest.FixtureRequest) -> Iterator[SlurmCluster]:
+    """The cluster, and after the test no process of its projects left (a `kill -9` of a
+    task's journalq can leave its job running outside Slurm's process tree)."""
+    made: list[SlurmProject] = []
+    request.node.projects = made
+    yield slurm_cluster
+    for project in made:
+        for pid in leftover_jobs(project):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def new_project(cluster: SlurmCluster, request: pytest.FixtureRequest, name: str,
+                jobs: list[str], **options: Any) -> SlurmProject:
+    """A project in the cluster's shared folder, cleaned up after the test."""
+    project = SlurmProject(cluster.folder(name), jobs, env=cluster.env, **options)
+    request.node.projects.append(project)
+    return project
+
+
+def spans(project: SlurmProject) -> dict[str, tuple[float, float, str | None]]:
+    """job -> (start, end, CUDA_VISIBLE_DEVICES) of its attempt that ended."""
+    starts = {(n["job"], n["attempt"]): n for n in project.notes() if n["what"] == "start"}
+    return {n["job"]: (starts[(n["job"], n["attempt"])]["t"], n["t"],
+                       starts[(n["job"], n["attempt"])]["gpus"])
+            for n in project.notes() if n["what"] == "end"}
+
+
+def most_at_once(found: list[tuple[float, float]]) -> int:
+    """The largest number of spans that overlap at one instant."""
+    edges = sorted([(s, 1) for s, _ in found] + [(e, -1) for _, e in found])
+    now = peak = 0
+    for _, step in edges:
+        now += step
+        peak = max(peak, now)
+    return peak
+
+
+def of_job(found: list[dict[str, Any]], kind: str, job: str) -> list[dict[str, Any]]:
+    """The events of one type about one job."""
+    return [e for e in found if e["type"] == kind and e.get("job") == job]
+
+
+@pytest.mark.slow
+def test_an_array_of_six_jobs_two_at_a_time_one_gpu_each(
+        cluster_project: SlurmCluster, request: pytest.FixtureRequest) -> None:
+    """`journalq slurm --array-limit 2 --gpus-per-task 1 --submit` over 6 jobs: every job
+    runs exactly once, by the task its manifest line names, never more than 2 at once, and
+    two jobs running together see different CUDA_VISIBLE_DEVICES; every task COMPLETED and
+    the status of the shared folder's copies is all done."""
+    cluster = cluster_project
+    jobs = [f"j{n}" for n in range(6)]
+    project = new_project(cluster, request, "six", jobs)
+    start = time.monotonic()
+
+    script, job = submit(project, "--array-limit", "2", "--gpus-per-task", "1", JOB_SLEEP="2")
+    cluster.wait_all(timeout=240, job=job)
+    TIMINGS["journalq slurm: 6 jobs %2, gpu:1 each, 2 s jobs"] = time.monotonic() - start
+
+    assert jobs == manifest(script)
+    assert Counter(jobs) == project.count("start") == project.count("end")
+    found = spans(project)
+    assert 2 == most_at_once([(s, e) for s, e, _ in found.values()])
+    for a, (sa, ea, ga) in found.items():
+        assert ga in {"0", "1"}, (a, ga)
+        for b, (sb, eb, gb) in found.items():
+            if a < b and sa < eb and sb < ea:
+                assert ga != gb, (a, b, ga)
+    tasks = cluster.jobs(job)
+    assert {"COMPLETED"} == {task["JobState"] for task in tasks}, tasks
+    events = project.all_events()
+    ran_by = {e["session"]: e["slurm_task"] for e in events
+              if e["type"] == "session_started" and e["command"] == "run"}
+    for index, job_id in enumerate(jobs):
+        (started,) = of_job(events, "job_started", job_id)
+        assert f"{job}_{index}" == ran_by[started["session"]]
+    state = project.status()
+    assert {"done": 6} == counts(state)
+    assert [] == state["anomalies"]
+    NOTES.append(f"6-job array: {len(project.copies())} copies left in the sync folder")
+
+
+@pytest.mark.slow
+def test_a_requeued_task_settles_its_stopped_attempt_and_runs_the_job_once_more(
+        cluster_project: SlurmCluster, request: pytest.FixtureRequest) -> None:
+    """`scontrol requeue` of two running tasks. Job x ignores SIGTERM, so Slurm kills its
+    task's journalq before it can record anything: the rerun (SLURM_RESTART_COUNT=1)
+    settles x's attempt at once, reason `requeued`, by budget, and runs x again. Job y
+    stops on SIGTERM: its journalq records the interruption (uncharged) and the rerun runs
+    it again. Each job started twice and ended once, and is done."""
+    cluster = cluster_project
+    project = new_project(cluster, request, "requeue", ["x", "y"], max_attempts=2,
+                          grace_seconds=60)
+    start = time.monotonic()
+    _, job = submit(project, JOB_LONG="x@1,y@1", JOB_IGNORE_TERM="x")
+    cluster.wait_for("both jobs to start, in the copies too", lambda: all(
+        started_in_copies(project, name) and project.count("start")[name]
+        for name in ("x", "y")), timeout=60)
+
+    cluster.scontrol("requeue", f"{job}_0,{job}_1")
+    cluster.wait_all(timeout=240, job=job)
+    TIMINGS["journalq slurm: requeue of 2 running tasks, to the end"] = (
+        time.monotonic() - start)
+
+    assert Counter(x=2, y=2) == project.count("start")
+    assert Counter(x=1, y=1) == project.count("end")
+    events = project.all_events()
+    (settled,) = of_job(events, "job_recovered", "x")
+    assert ("requeued", 1, "pending") == (settled["reason"], settled["attempt"],
+                                          settled["to"])
+    (interrupted,) = of_job(events, "job_interrupted", "y")
+    assert 1 == interrupted["attempt"]
+    assert [] == of_job(events, "job_recovered", "y")
+    for name in ("x", "y"):
+        assert [2] == [e["attempt"] for e in of_job(events, "job_finished", name)]
+    assert {"done": 2} == counts(project.status())
+    assert {"1"} == {task["Restarts"] for task in cluster.jobs(job)}
+
+
+@pytest.mark.slow
+def test_a_killed_tasks_journalq_is_settled_on_its_rerun_by_budget_or_card(
+        cluster_project: SlurmCluster, request: pytest.FixtureRequest) -> None:
+    """`kill -9` of task 1's journalq while job b runs, and task 2's journalq killing itself
+    right after c's run card is written (JOURNALQ_FAILPOINT=after-card@c). Requeued, task
+    1's rerun settles b's attempt by budget (`requeued`, pending) and runs b again; task 2's
+    settles c from its card (done) without running it again."""
+    cluster = cluster_project
+    project = new_project(cluster, request, "kill9", ["a", "b", "c"], max_attempts=2)
+    start = time.monotonic()
+    _, job = submit(project, JOB_LONG="b@1", JOURNALQ_FAILPOINT="after-card@c")
+    cluster.wait_for("b to run", lambda: started_in_copies(project, "b")
+                     and project.count("start")["b"], timeout=60)
+    runner = started_in_copies(project, "b")
+    assert runner is not None
+    os.kill(runner["pid"], signal.SIGKILL)  # the runner's pid, from job_started
+    cluster.wait_all(timeout=120, job=job)
+    states = {task["ArrayTaskId"]: task["JobState"] for task in cluster.jobs(job)}
+    assert {"0": "COMPLETED", "1": "FAILED", "2": "FAILED"} == states
+
+    cluster.scontrol("requeue", f"{job}_1,{job}_2")
+    cluster.wait_all(timeout=240, job=job)
+    TIMINGS["journalq slurm: kill -9 of 2 tasks' journalq, requeue, to the end"] = (
+        time.monotonic() - start)
+
+    assert Counter(a=1, b=2, c=1) == project.count("start")
+    assert Counter(a=1, b=1, c=1) == project.count("end")
+    events = project.all_events()
+    (b_settled,) = of_job(events, "job_recovered", "b")
+    assert ("requeued", 1, "pending") == (b_settled["reason"], b_settled["attempt"],
+                                          b_settled["to"])
+    (c_settled,) = of_job(events, "job_recovered", "c")
+    assert ("card", 1, "done") == (c_settled["reason"], c_settled["attempt"],
+                                   c_settled["to"])
+    assert [] == of_job(events, "job_finished", "c")  # its runner died before recording
+    assert {"done": 3} == counts(project.status())
+
+
+@pytest.mark.slow
+def test_retry_failed_then_slurm_again_resubmits_exactly_what_is_left(
+        cluster_project: SlurmCluster, request: pytest.FixtureRequest) -> None:
+    """Of four jobs (one attempt each) b fails and c's task journalq is killed with -9.
+    `recover` settles c (its runner is gone: this machine's process table says so; on a
+    cluster, `--force` or stale_seconds), `retry --failed` makes b and c pending, and
+    `journalq slurm --submit` submits exactly b and c, which then run once more each."""
+    cluster = cluster_project
+    project = new_project(cluster, request, "resubmit", ["a", "b", "c", "d"])
+    start = time.monotonic()
+    _, first = submit(project, "--array-limit", "2", JOB_FAIL="b", JOB_LONG="c")
+    cluster.wait_for("c to run", lambda: started_in_copies(project, "c")
+                     and project.count("start")["c"], timeout=60)
+    runner = started_in_copies(project, "c")
+    assert runner is not None
+    os.kill(runner["pid"], signal.SIGKILL)
+    cluster.wait_all(timeout=120, job=first)
+    state = project.status()
+    assert {"done": 2, "failed": 1, "running": 1} == counts(state)
+
+    recovered = project.command("recover")
+    assert 0 == recovered.returncode, recovered.stderr
+    retried = project.command("retry", "--failed")
+    assert 0 == retried.returncode, retried.stderr
+    script, second = submit(project)
+    cluster.wait_all(timeout=120, job=second)
+    TIMINGS["journalq slurm: fail, kill -9, recover, retry, resubmit"] = (
+        time.monotonic() - start)
+
+    assert ["b", "c"] == manifest(script)
+    assert Counter(a=1, b=2, c=2, d=1) == project.count("start")
+    assert Counter(a=1, b=1, c=1, d=1) == project.count("end")
+    assert {"done": 4} == counts(project.status())
+    again = project.slurm()
+    assert "nothing pending" in again.stderr and "" == again.stdout
+
+
+@pytest.mark.slow
+def test_a_deleted_copy_leaves_status_right_from_the_rest_and_the_run_cards(
+        cluster_project: SlurmCluster, request: pytest.FixtureRequest) -> None:
+    """After an array of four jobs, each copy in the sync folder is deleted in turn: where
+    the other copies hold its events, the merged status is still all done. A copy that was
+    the only record of a job's finish (the last task's, typically) leaves that job running
+    or pending in the status of the rest; the run card in its out_dir, on shared storage,
+    then settles it: `journalq recover` (running) and `journalq slurm` (pending) record it
+    done from the card, submit nothing, and no job runs twice."""
+    cluster = cluster_project
+    jobs = ["a", "b", "c", "d"]
+    project = new_project(cluster, request, "lost", jobs)
+    _, job = submit(project, "--array-limit", "2", JOB_SLEEP="1")
+    cluster.wait_all(timeout=120, job=job)
+    assert {"done": 4} == counts(project.status())
+
+    lost: dict[Path, dict[str, int]] = {}
+    for copy in project.copies():
+        aside = copy.with_name(f".{copy.name}.aside")  # not a copy's name: not read
+        copy.rename(aside)
+        try:
+            left = counts(project.status())
+        finally:
+            aside.rename(copy)
+        if left != {"done": 4}:
+            lost[copy] = left
+    NOTES.append(f"deleted-copy scenario: {len(project.copies())} copies, "
+                 f"{len(lost)} of them the only record of some job")
+    if not lost:
+        return  # every copy was covered by another: nothing more to show
+    gone, left = next(iter(lost.items()))
+    gone.unlink()
+    assert {"done", "running", "pending"} >= set(left) and left["done"] < 4
+
+    recovered = project.command("recover")
+    assert 0 == recovered.returncode, recovered.stderr
+    again = project.slurm("--submit")
+    assert 0 == again.returncode, again.stderr
+    assert "" == again.stdout  # nothing submitted
+    assert {"done": 4} == counts(project.status())
+    assert Counter(jobs) == project.count("start") == project.count("end")
+    events = read_events(project.root / "runtime_state" / "q.jsonl")
+    assert {"card"} == {e["reason"] for e in events if e["type"] == "job_recovered"}
