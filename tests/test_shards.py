@@ -204,3 +204,24 @@ def test_disjoint_runners_never_wait_for_each_other(tmp_path: Path) -> None:
         assert 0 == done.returncode, done.stderr
         assert 0 == a_code, a_err
         assert Counter(["j0", "j1", "j6", "j7"]) == Counter(job for job, _ in a.runs())
+
+
+def test_a_runner_settles_and_waits_for_only_its_own_jobs_orphans(tmp_path: Path) -> None:
+    """j0's runner was killed (its attempt is left running, its process gone). `run j1`
+    neither refuses for want of --resume nor settles j0: j0 belongs to whoever selects it
+    (in a job array, its own task's rerun, which settles it as `requeued`). `run j0 --resume`
+    then settles it."""
+    with Project(tmp_path, JOBS[:2]) as project:
+        crashed = project.run("j0", JOURNALQ_FAILPOINT="after-card@j0")
+        assert -9 == crashed.returncode
+
+        other = project.run("j1")
+
+        assert 0 == other.returncode, other.stderr
+        assert [] == project.events("job_recovered")
+        assert "running" == project.job("j0")["status"]
+        own = project.run("j0", "--resume")
+        assert 0 == own.returncode, own.stderr
+        assert [("j0", "card")] == [(e["job"], e["reason"])
+                                    for e in project.events("job_recovered")]
+        assert Counter(JOBS[:2]) == Counter(job for job, _ in project.runs())

@@ -305,6 +305,21 @@ def test_the_script_runs_its_tasks_job_from_node_local_disk(tmp_path: Path) -> N
     assert {"done": 1, "pending": 2} == counts(state)
 
 
+def test_the_shard_script_runs_its_shard(tmp_path: Path) -> None:
+    """With --tasks 2, task 1 runs shard 1/2 (b and d of a..d) and records the shard."""
+    project = SlurmProject(tmp_path, ["a", "b", "c", "d"])
+    script = script_of(project.slurm("--tasks", "2"), tmp_path)
+
+    done = subprocess.run(["bash", str(script)], cwd="/", capture_output=True, text=True,
+                          env=task_env(project, 7, 1), timeout=60)
+
+    assert 0 == done.returncode, done.stderr
+    assert Counter(["b", "d"]) == project.count("end")
+    (local,) = project.node_local.glob("journalq-q-*-7_1/q.jsonl")
+    assert ["1/2"] == [e["shard"] for e in read_events(local)
+                       if e["type"] == "session_started" and e["command"] == "run"]
+
+
 def test_a_task_without_a_manifest_line_stops_with_one_line(tmp_path: Path) -> None:
     """Task 7 of a 3-task array (someone edited --array): exit 2, one error line, no run."""
     project = SlurmProject(tmp_path, ["a", "b", "c"])
