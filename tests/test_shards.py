@@ -225,3 +225,35 @@ def test_a_runner_settles_and_waits_for_only_its_own_jobs_orphans(tmp_path: Path
         assert [("j0", "card")] == [(e["job"], e["reason"])
                                     for e in project.events("job_recovered")]
         assert Counter(JOBS[:2]) == Counter(job for job, _ in project.runs())
+
+
+# ---- many sessions, one folder --------------------------------------------------------------
+
+@pytest.mark.slow
+def test_thirty_sessions_keep_the_folder_within_three_times_the_merged_journal(
+        tmp_path: Path) -> None:
+    """30 sequential `run JOB` sessions, each on its own machine with a fresh local journal
+    (as a job array's tasks are), one sync folder: after every session the folder holds at
+    most 3x the bytes of the merged journal (compaction deletes the copies of ended sessions
+    that another copy covers), never more than 3 copies, and each job ran once.
+    (tests/bench/bench_sessions.py runs 200 and times the pulls.)"""
+    jobs = [f"s{n:02d}" for n in range(30)]
+    drive = tmp_path / "drive"
+    ledger = tmp_path / "ledger.log"
+    with Project(tmp_path / "p", jobs, ledger=ledger) as project:
+        for n, job in enumerate(jobs):
+            state = tmp_path / "nodes" / job / "q.jsonl"
+            done = project.command("run", "--config", project.config, "--quiet", "--sync-dir",
+                                   str(drive), "--state", str(state), job,
+                                   JOURNALQ_BOOT_ID=f"node-{n}")
+            assert 0 == done.returncode, done.stderr
+            copies = sorted(drive.glob("q.*.jsonl"))
+            lines: dict[str, int] = {}
+            for copy in copies:
+                for line in copy.read_bytes().splitlines(keepends=True):
+                    lines.setdefault(json.loads(line)["id"], len(line))
+            held = sum(p.stat().st_size for p in drive.iterdir())
+            assert held <= 3 * sum(lines.values()), (n, held, sum(lines.values()))
+            assert len(copies) <= 3, (n, copies)
+        assert Counter(jobs) == Counter(job for job, _ in project.runs())
+        assert {"done": 30} == counts(merged_status(project, drive))
