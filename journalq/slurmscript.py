@@ -123,6 +123,8 @@ def script_text(plan: ArrayPlan) -> str:
     selector = '--shard "$selection"' if plan.shards else '-- "$selection"'
     lines += [
         "set -u",
+        ': "${SLURM_ARRAY_TASK_ID:?is not set: submit this script with sbatch, it is a job '
+        'array}"',
         f"cd {q(plan.project)} || exit 1",
         f"selection=$(sed -n \"$((SLURM_ARRAY_TASK_ID + 1))p\" {q(plan.manifest)})",
         'if [ -z "$selection" ]; then',

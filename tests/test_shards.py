@@ -112,8 +112,8 @@ def two_shards(tmp_path: Path, views: tuple[Path, Path]) -> tuple[Project, Proje
     for project in (a, b):
         made = project.command("init", "--config", project.config)
         assert 0 == made.returncode, made.stderr
-    first = a.start("--sync-dir", str(views[0]), "--shard", "0/2", WORKER_SLEEP="0.3")
-    second = b.start("--sync-dir", str(views[1]), "--shard", "1/2", WORKER_SLEEP="0.3")
+    first = a.start("--sync-dir", str(views[0]), "--shard", "0/2", WORKER_SLEEP="0.2")
+    second = b.start("--sync-dir", str(views[1]), "--shard", "1/2", WORKER_SLEEP="0.2")
     return a, b, finish(first), finish(second)
 
 
@@ -167,7 +167,7 @@ def test_the_later_of_two_overlapping_runners_leaves_the_overlap_to_the_earlier(
     ledger = tmp_path / "ledger.log"
     with Project(tmp_path / "A", JOBS, boot="machine-a", ledger=ledger) as a, \
             Project(tmp_path / "B", JOBS, boot="machine-b", ledger=ledger) as b:
-        first = a.start("--sync-dir", str(drive), "j0", "j1", "j2", "j3", WORKER_SLEEP="0.8")
+        first = a.start("--sync-dir", str(drive), "j0", "j1", "j2", "j3", WORKER_SLEEP="0.5")
         wait_until(lambda: any(of_type(read_events(copy), "job_started")
                                for copy in drive.glob("q.*.jsonl")), "A's copy to show a start")
         second = b.start("--sync-dir", str(drive), "j2", "j3", "j4", "j5",

@@ -46,23 +46,13 @@ def slurm(opened: Opened, *, tasks: int | None = None, array_limit: int | None =
         raise UsageError("journalq slurm needs --sync-dir SHARED (or sync_dir in the config): "
                          "a folder every node can read and write, where each task keeps its "
                          "journal copy")
-    options = tuple(sbatch_options[1:])
-    if sbatch_options and sbatch_options[0] != "--":
-        raise UsageError(f"unexpected {sbatch_options[0]!r}: sbatch options go after --, "
-                         "as in `journalq slurm --config C --sync-dir D -- -p gpu`")
-    why = slurmscript.bad_option(options)
-    if why:
-        raise UsageError(f"sbatch option {why}")
-    console = opened.console
+    options = _options(sbatch_options)
     with writing(opened, "slurm") as session:
-        drifted = session.add_config(cfg)
+        drifted = session.add_config(cfg)  # as `init` does
         session.append_many([policy.changed_event(drift) for drift in drifted])
         _settle_from_cards(session, opened)
         queue = session.queue()
-        submission = session.id
-    stamp = opened.clock.stamp()
-    folder = posixpath.join("runtime_state", "slurm", cfg.queue,
-                            f"{stamp[:19].replace('-', '').replace(':', '')}Z-{submission}")
+    console = opened.console
     order = list(queue.jobs)
     pending = [job for job in order if queue.jobs[job].status is Status.PENDING
                and job in cfg.jobs]
@@ -71,27 +61,50 @@ def slurm(opened: Opened, *, tasks: int | None = None, array_limit: int | None =
     if not pending:
         console.err(f"nothing pending in queue {cfg.queue}: no script written")
         return EXIT_OK
+    stamp = opened.clock.stamp()
+    folder = posixpath.join("runtime_state", "slurm", cfg.queue,
+                            f"{stamp[:19].replace('-', '').replace(':', '')}Z-{session.id}")
     indices, selections = _tasks(order, pending, tasks)
     plan = slurmscript.ArrayPlan(
         queue=cfg.queue, project=os.getcwd(), python=sys.executable,
         config=os.path.abspath(cfg.source), sync_dir=os.path.abspath(opened.sync.folder),
-        folder=os.path.abspath(folder), submission=submission, selections=selections,
-        indices=indices,
-        shards=tasks is not None, array_limit=array_limit, gpus_per_task=gpus_per_task,
-        sbatch_options=options, written=stamp, version=__version__)
+        folder=os.path.abspath(folder), submission=session.id, selections=selections,
+        indices=indices, shards=tasks is not None, array_limit=array_limit,
+        gpus_per_task=gpus_per_task, sbatch_options=options, written=stamp,
+        version=__version__)
     _write(plan)
-    shape = (f"{len(indices)} shard task(s) of {tasks}" if tasks is not None
-             else f"{len(indices)} array task(s), one per job")
-    limit = f", at most {array_limit} at once" if array_limit else ""
-    console.err(f"{len(pending)} pending job(s) in {shape}{limit}; manifest {plan.manifest}")
-    if max(indices) >= DEFAULT_MAX_ARRAY:
-        console.warn(f"array task ids reach {max(indices)}; Slurm's default MaxArraySize "
-                     "allows 0-1000 (`scontrol show config | grep MaxArraySize`); use "
-                     "--tasks N to run them as N shards")
+    _say_written(plan, len(pending), tasks, opened)
     console.out(_relative(plan.script))
     if submit:
         console.out(_submit(plan))
     return EXIT_OK
+
+
+def _options(words: Sequence[str]) -> tuple[str, ...]:
+    """The sbatch options after `--` (argparse keeps the `--`), checked for #SBATCH."""
+    if words and words[0] != "--":
+        raise UsageError(f"unexpected {words[0]!r}: sbatch options go after --, as in "
+                         "`journalq slurm --config C --sync-dir D -- -p gpu`")
+    options = tuple(words[1:])
+    why = slurmscript.bad_option(options)
+    if why:
+        raise UsageError(f"sbatch option {why}")
+    return options
+
+
+def _say_written(plan: slurmscript.ArrayPlan, pending: int, tasks: int | None,
+                 opened: Opened) -> None:
+    """What the array holds, on stderr (stdout is the script's path, for scripts)."""
+    count = len(plan.indices)
+    shape = (f"{count} shard task(s) of {tasks}" if tasks is not None
+             else f"{count} array task(s), one per job")
+    limit = f", at most {plan.array_limit} at once" if plan.array_limit else ""
+    opened.console.err(f"{pending} pending job(s) in {shape}{limit}; manifest "
+                       f"{_relative(plan.manifest)}")
+    if max(plan.indices) >= DEFAULT_MAX_ARRAY:
+        opened.console.warn(f"array task ids reach {max(plan.indices)}; Slurm's default "
+                            "MaxArraySize allows 0-1000 (`scontrol show config | grep "
+                            "MaxArraySize`); use --tasks N to run them as N shards")
 
 
 def _tasks(order: list[str], pending: list[str],
