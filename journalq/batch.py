@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import attrs
 
-from journalq import __version__, host, policy, reaper, render, runners
+from journalq import __version__, host, policy, reaper, render, runners, statusview
 from journalq import events as ev
 from journalq.attempt import Running, Timing
 from journalq.card import card_path, read_card, write_card
@@ -332,6 +332,12 @@ class Batch:
             self.console.err(f"halted after {self.failures} failed attempt(s) "
                              f"(halt_after_failures: {self.plan.halt_after}); "
                              f"{len(pending)} job(s) not started")
+        commits = statusview.done_commits(queue.jobs.values())
+        if len(commits) > 1:
+            spread = ", ".join(f"{c[:12]}{'+dirty' if c.endswith('+dirty') else ''} "
+                               f"({len(ids)} job(s))" for c, ids in commits.items())
+            self.console.warn(f"the done jobs of this queue ran {len(commits)} versions of "
+                              f"the code: {spread}; `journalq status` lists them")
         if self.echo and self.echo.dropped():
             self.console.warn(f"the terminal did not keep up: {self.echo.dropped()} bytes of "
                               "job output were not echoed (the logs have every byte)")

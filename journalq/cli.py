@@ -4,21 +4,25 @@ one-line messages and exit codes. This is the only place that does either."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from journalq import __version__
 from journalq.errors import (
     EXIT_BROKEN_PIPE,
     EXIT_INTERNAL,
     EXIT_JOURNAL,
-    EXIT_SIGINT,
+    EXIT_OK,
     EXIT_TABLE,
     EXIT_USAGE,
     JournalqError,
     UsageError,
+    interrupt_code,
 )
 from journalq.render import Console
 
@@ -51,10 +55,15 @@ def _state_args(sub: argparse.ArgumentParser, config_required: bool = False,
 
 def _init_args(sub: argparse.ArgumentParser) -> None:
     _state_args(sub, config_required=True)
+    sub.add_argument("--dry-run", action="store_true",
+                     help="say which jobs would be added or changed; write nothing")
 
 
 def _run_args(sub: argparse.ArgumentParser) -> None:
     _state_args(sub, config_required=True)
+    sub.add_argument("--dry-run", action="store_true",
+                     help="say what would be added, recovered and run, in order; write "
+                          "nothing")
     sub.add_argument("--resume", action="store_true",
                      help="first recover jobs a dead runner left running")
     sub.add_argument("--stale-seconds", type=_seconds, metavar="N",
@@ -80,12 +89,6 @@ def _run_args(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--halt", type=_count, metavar="N",
                      help="after N failed attempts start no new job (default: the config's "
                           "halt_after_failures, never)")
-
-
-def _status_args(sub: argparse.ArgumentParser) -> None:
-    _state_args(sub)
-    sub.add_argument("--json", action="store_true", help="print JSON (schema in README)")
-    sub.add_argument("--stale-seconds", type=_seconds, metavar="N")
 
 
 def _recover_args(sub: argparse.ArgumentParser) -> None:
@@ -128,6 +131,86 @@ def _slurm_args(sub: argparse.ArgumentParser) -> None:
                      help="options for the script's #SBATCH lines (-p gpu, --time=1:00:00)")
 
 
+# ---- reading commands (issue 14): status's filters and formats, logs, wait, collect ----
+# They never take the writer lock; each builds its queue here and calls its command.
+
+
+def _status_args(sub: argparse.ArgumentParser) -> None:
+    _state_args(sub)
+    sub.add_argument("--status", action="append", default=[], metavar="S[,S...]",
+                     dest="statuses", help="only jobs in these statuses (pending, running, "
+                     "done, failed, cancelled); the counts stay the whole queue's")
+    sub.add_argument("--job", action="append", default=[], metavar="GLOB", dest="globs",
+                     help="only jobs whose id matches this shell pattern (repeatable)")
+    sub.add_argument("--format", choices=("table", "json", "tsv"), default="table",
+                     help="table (default), json (schema in README) or tsv (a header row, "
+                          "then one row per job)")
+    sub.add_argument("--json", action="store_const", const="json", dest="format",
+                     help="the same as --format json")
+    sub.add_argument("--stale-seconds", type=_seconds, metavar="N")
+
+
+def _logs_args(sub: argparse.ArgumentParser) -> None:
+    _state_args(sub)
+    sub.add_argument("job", metavar="JOB")
+    sub.add_argument("--attempt", type=int, metavar="N", help="that attempt (default: latest)")
+    sub.add_argument("--follow", action="store_true",
+                     help="stream the log until the attempt settles, then exit with the "
+                          "job's own exit status (128+n after signal n)")
+
+
+def _wait_args(sub: argparse.ArgumentParser) -> None:
+    _state_args(sub)
+    sub.add_argument("jobs", nargs="*", metavar="JOB", help="job ids or globs (default: all)")
+    sub.add_argument("--timeout", type=_seconds, metavar="S",
+                     help="give up after S seconds (exit 124)")
+
+
+def _collect_args(sub: argparse.ArgumentParser) -> None:
+    _state_args(sub)
+    sub.add_argument("--file", metavar="NAME",
+                     help="the result file in each job's out_dir (.tsv, .csv, .jsonl or "
+                          ".json; default: the job's --summary-path)")
+    sub.add_argument("--format", choices=("tsv", "csv", "jsonl"),
+                     help="output format (default: --out's extension, else tsv)")
+    sub.add_argument("--out", metavar="PATH", help="write the table there (atomically)")
+    sub.add_argument("--done-only", action="store_true", help="only jobs that are done")
+
+
+_READERS = {
+    "logs": ("print an attempt's log, or follow it while it runs", _logs_args),
+    "wait": ("block until the jobs are settled: exit 0 all done, 1 any failed, 124 timeout",
+             _wait_args),
+    "collect": ("one table of every job and the rows of its result file", _collect_args),
+}
+
+
+def _read(args: argparse.Namespace, console: Console) -> int:
+    """Dispatch a reading command; `wait` may start before the journal exists when it has
+    the config (the jobs of a run about to start)."""
+    from journalq.opened import open_queue
+
+    opened = open_queue(console=console, state=args.state, config=args.config,
+                        sync_dir=args.sync_dir, must_exist=args.command != "wait")
+    if args.command == "status":
+        from journalq.commands.status import status
+
+        return status(opened, fmt=args.format, statuses=args.statuses, globs=args.globs,
+                      stale_seconds=args.stale_seconds)
+    if args.command == "logs":
+        from journalq.commands.logs import logs
+
+        return logs(opened, job_id=args.job, attempt=args.attempt, follow=args.follow)
+    if args.command == "wait":
+        from journalq.commands.wait import wait
+
+        return wait(opened, job_ids=args.jobs, timeout=args.timeout)
+    from journalq.commands.collect import collect
+
+    return collect(opened, file=args.file, fmt=args.format, out=args.out,
+                   done_only=args.done_only)
+
+
 _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "init": ("create the journal, or add the config's new jobs to it", _init_args),
     "run": ("run the queue's pending jobs one at a time", _run_args),
@@ -138,6 +221,7 @@ _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "sync": ("merge the sync folder's copies into the journal and copy it back", _state_args),
     "repair": ("drop a journal's corrupt lines after keeping a backup", _repair_args),
     "slurm": ("write (and submit) a Slurm job array running the pending jobs", _slurm_args),
+    **_READERS,
 }
 
 
@@ -185,19 +269,23 @@ def _seconds(text: str) -> float:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run journalq with `argv` (default: the process's) and return its exit code."""
     words = sys.argv[1:] if argv is None else list(argv)
-    args = _parser().parse_args(words)
     console = _console()
+    odd = _not_utf8(words)
+    if odd is not None:  # before anything reads a path, let alone writes one to the journal
+        console.err(f"journalq: error: {odd}")
+        return EXIT_USAGE
+    args = _parser().parse_args(words)
     try:
-        return _dispatch(args, console)
+        code = _dispatch(args, console)
     except JournalqError as exc:
         console.err(f"journalq: error: {exc.message}")
         return exc.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         console.err("journalq: interrupted")
-        return EXIT_SIGINT
+        return interrupt_code(exc)
     except BrokenPipeError:
         # `journalq status | head`: the reader left; not an error worth a message.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _to_devnull(sys.stdout)
         return EXIT_BROKEN_PIPE
     except OSError as exc:
         # Files journalq does not own (an out_dir, a log folder) can fail in many ways; the
@@ -212,26 +300,53 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.err(f"journalq: error: internal error ({type(exc).__name__}: {exc}); rerun "
                     "with JOURNALQ_DEBUG=1 for a traceback and report it")
         return EXIT_INTERNAL
+    console.write("")  # flush what `write` streamed, so a reader that left is noticed here
+    if code == EXIT_OK and console.lost & {"out", "write"}:
+        return EXIT_BROKEN_PIPE  # the result never reached its reader, as SIGPIPE would say
+    return code
+
+
+def _not_utf8(words: Sequence[str]) -> str | None:
+    """Why a command-line word cannot be used, if one is not UTF-8 (Python hands such bytes
+    over as lone surrogates): paths and the argv are written into the journal, which is
+    UTF-8 JSON, so such a word is refused before anything is written."""
+    for number, word in enumerate(words):
+        try:
+            word.encode()
+        except UnicodeEncodeError:
+            name, equals, _ = word.partition("=")
+            if equals and name.startswith("--"):
+                what = name
+            elif number and words[number - 1].startswith("--"):
+                what = words[number - 1]
+            else:
+                what = f"argument {number + 1}"
+            return (f"{what} {os.fsencode(word)!r} is not UTF-8; journalq keeps paths in a "
+                    "UTF-8 journal. Rename it (or pick a UTF-8 name) and rerun")
+    return None
 
 
 def _dispatch(args: argparse.Namespace, console: Console) -> int:
+    from journalq.reader import check_journal
+
     command = args.command
     if command == "repair":
         from journalq import repair
         from journalq.opened import open_queue
 
         opened = open_queue(console=console, state=args.state, config=args.config)
+        check_journal(opened.path, opened.fs)
         return repair.repair(opened.path, salvage=args.salvage, dry_run=args.dry_run,
                              say=console.out)
+    if command in _READERS or command == "status":
+        return _read(args, console)
     opened = _opened(args, console)
+    if command in ("init", "run") and args.dry_run:
+        return _dry_run(args, opened)
     if command == "init":
         from journalq.commands.init import init
 
         return init(opened)
-    if command == "status":
-        from journalq.commands.status import status
-
-        return status(opened, as_json=args.json, stale_seconds=args.stale_seconds)
     if command == "recover":
         from journalq.commands.recover import recover
 
@@ -265,6 +380,19 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
     raise UsageError(f"unknown command {command}")
 
 
+def _dry_run(args: argparse.Namespace, opened: Opened) -> int:
+    from journalq.commands import plan
+
+    if args.command == "init":
+        return plan.dry_run(opened, command="init")
+    from journalq.commands.run import plan_selection, plan_slots
+
+    return plan.dry_run(opened, command="run", resume=args.resume,
+                        stale_seconds=args.stale_seconds, force=args.force, trust=args.trust,
+                        selection=plan_selection(args.jobs, args.only, args.shard),
+                        slots=plan_slots(opened.require_config(), args.slots, args.gpus))
+
+
 def _opened(args: argparse.Namespace, console: Console) -> Opened:
     """The queue the command line names, built once for the command."""
     from journalq.opened import open_queue
@@ -275,18 +403,49 @@ def _opened(args: argparse.Namespace, console: Console) -> Opened:
 
 
 def _console() -> Console:
+    """The terminal (or pipes) as a Console: a stream that fails is pointed at /dev/null,
+    and a terminal that hung up (EIO) is a hangup, as if SIGHUP had come."""
+
     def out(text: str) -> None:
-        print(text, flush=True)
+        _guarded(sys.stdout, lambda: print(text, flush=True))
 
     def err(text: str) -> None:
-        print(text, file=sys.stderr, flush=True)
+        _guarded(sys.stderr, lambda: print(text, file=sys.stderr, flush=True))
 
     def echo(data: bytes) -> None:
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
+        def send() -> None:
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+
+        _guarded(sys.stdout, send)
 
     def write(text: str) -> None:
-        sys.stdout.write(text)
+        _guarded(sys.stdout, lambda: sys.stdout.write(text) if text else sys.stdout.flush())
 
-    return Console(out=out, err=err, echo=echo, write=write)
+    return Console(out=out, err=err, echo=echo, write=write, on_gone=_gone)
 
+
+def _guarded(stream: TextIO, action: Callable[[], object]) -> None:
+    """Do `action`; if the stream has gone away, point it at /dev/null before saying so, so
+    that Python's own flush at exit neither fails (exit 120) nor complains."""
+    try:
+        action()
+    except OSError:
+        _to_devnull(stream)
+        raise
+
+
+def _to_devnull(stream: TextIO) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, stream.fileno())
+        os.close(null)
+
+
+def _gone(exc: OSError) -> None:
+    """A write to the terminal failed. EIO (or ENXIO) means it hung up: the same as SIGHUP,
+    so it is delivered as one to whoever handles SIGHUP (`run` stops its job as interrupted,
+    the entry point turns it into an interruption). A reader that left a pipe (EPIPE) only
+    silences that output (`run | head` goes on; `status | head` exits 141)."""
+    if exc.errno in (errno.EIO, errno.ENXIO) and callable(signal.getsignal(signal.SIGHUP)):
+        signal.raise_signal(signal.SIGHUP)

@@ -24,9 +24,10 @@ BUFFER_BYTES = 4 << 20
 class Terminal:
     """A bounded, non-blocking queue of bytes for stdout and stderr, written by one thread."""
 
-    def __init__(self, out_fd: int = 1, err_fd: int = 2,
+    def __init__(self, out: Callable[[bytes], None] | None = None,
+                 err: Callable[[bytes], None] | None = None,
                  limit: int = BUFFER_BYTES) -> None:
-        self._fds = (out_fd, err_fd)
+        self._sinks = (out or _writer(1), err or _writer(2))
         self._limit = limit
         self._queue: collections.deque[tuple[int, bytes]] = collections.deque()
         self._queued = 0
@@ -77,7 +78,7 @@ class Terminal:
                     return
                 stream, data = self._queue.popleft()
             try:
-                _write_all(self._fds[stream], data)
+                self._sinks[stream](data)
             except OSError:
                 with self._lock:
                     self._gone = True
@@ -94,6 +95,10 @@ class Terminal:
             self._closing = True
             self._lock.notify_all()
         self._thread.join(timeout)
+
+
+def _writer(fd: int) -> Callable[[bytes], None]:
+    return lambda data: _write_all(fd, data)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -162,6 +167,13 @@ class Echo:
     def dropped(self) -> int:
         """Bytes of output not echoed because the terminal did not keep up."""
         return self._terminal.dropped()
+
+
+def terminal_for(console: Console) -> Terminal:
+    """A terminal that writes through `console`'s own streams (a shell's, or a notebook
+    cell's), from its writer thread."""
+    return Terminal(out=console.echo,
+                    err=lambda data: console.err(data.decode(errors="replace").removesuffix("\n")))
 
 
 def console_on(terminal: Terminal) -> Console:

@@ -9,6 +9,7 @@ folder's copies are merged in first and the journal is copied back out at the en
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import platform
 import secrets
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from journalq import __version__, checkpoint, host
 from journalq import events as ev
-from journalq.errors import JournalError, JournalqError, UsageError
+from journalq.errors import JournalError, JournalqError, UsageError, interrupt_code
 from journalq.journal import Writer
 from journalq.lock import LeftRunning
 from journalq.opened import Opened
@@ -56,7 +57,8 @@ class Session:
     def open(cls, opened: Opened, command: str) -> Session:
         """Lock and read the journal; warn about a torn tail that was moved aside."""
         writer = Writer.open(opened.path, session=new_session_id(), command=command,
-                             fs=opened.fs, clock=opened.clock.micros, replay=checkpoint.replay)
+                             fs=opened.fs, clock=opened.clock.micros,
+                             replay=functools.partial(checkpoint.replay, digest=True))
         warning = tail_warning(writer.report)
         if warning and writer.tail_moved_to:
             opened.console.warn(f"{warning.split('; most likely')[0]}; moved them to "
@@ -100,15 +102,23 @@ class Session:
         self._described.update(fields)
 
     def announce(self) -> None:
-        """Write `session_started` unless it is written already."""
+        """Write `session_started` unless it is written already.
+
+        The session counts as started only once that line is in the journal: an announce
+        that failed (a full disk) must not be followed by a `session_ended` of its own. The
+        command line is recorded as text: a word that is not UTF-8 (say, the path journalq
+        was started by) is kept with its odd bytes escaped, `\\xe9`, not refused.
+        """
         if not self.started:
-            self.started = True
             self._writer.append(ev.SessionStarted(
                 command=self.command, host=host.hostname(), boot_id=host.boot_id(),
                 pid=os.getpid(), pid_start=host.process_start(os.getpid()) or 0,
-                argv=tuple(sys.argv), journalq_version=__version__,
-                python_version=platform.python_version(), **self._described,
+                argv=tuple(os.fsencode(word).decode(errors="backslashreplace")
+                           for word in sys.argv),
+                journalq_version=__version__, python_version=platform.python_version(),
+                **self._described,
             ))
+            self.started = True
 
     @property
     def left_running(self) -> tuple[LeftRunning, ...]:
@@ -179,14 +189,16 @@ class Session:
                 writer.append(ev.SessionEnded(exit_code=exit_code, reason=reason))
             size, lines, newest = writer.folded
             if size != writer.report.checkpoint_offset:  # else it is up to date
-                checkpoint.save(writer.path, writer.fold, size, lines, newest, writer.fs)
+                checkpoint.save(writer.path, writer.fold, size, lines, newest, writer.fs,
+                                writer.folded_digest)
         finally:
             writer.close()
 
-    def abort(self, exit_code: int) -> None:
-        """End after an error: try to record it, but never hide the error with another."""
+    def abort(self, exit_code: int, reason: str = "error") -> None:
+        """End after an error (or an interruption): try to record it, but never hide the
+        error with another."""
         with contextlib.suppress(JournalError):
-            self.end(exit_code, "error")
+            self.end(exit_code, reason)
 
 
 @contextlib.contextmanager
@@ -215,6 +227,9 @@ def writing(opened: Opened, command: str) -> Iterator[Session]:
             session.merge(when_due=True, lenient=True)
     except JournalqError as exc:
         session.abort(exc.exit_code)
+        raise
+    except KeyboardInterrupt as exc:  # Ctrl-C or a hangup: the operator's call, no error
+        session.abort(interrupt_code(exc), "interrupted")
         raise
     except BaseException:
         session.abort(1)

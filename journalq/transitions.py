@@ -261,7 +261,8 @@ def beat(running: tuple[int, str] | None, known: Beat | None, attempt: int, sess
 
 def heartbeat(subject: tuple[tuple[int, str] | None, Beat | None],
               event: ev.Heartbeat) -> Applied[Beat] | Misfit:
-    result = beat(*subject, event.attempt, event.session, event.ts, event.child_pid)
+    result = beat(*subject, event.attempt, event.session, event.clock or event.ts,
+                  event.child_pid)
     return result if isinstance(result, Misfit) else Applied(result)
 
 

@@ -12,7 +12,7 @@ import attrs
 from journalq import gitinfo, policy, slots
 from journalq.batch import Batch, Plan
 from journalq.config import Config
-from journalq.echo import Echo, Terminal, console_on
+from journalq.echo import Echo, console_on, terminal_for
 from journalq.errors import DecisionNeeded, UsageError
 from journalq.opened import Opened
 from journalq.outcomes import RecoveryReason
@@ -35,10 +35,10 @@ def run(opened: Opened, *, resume: bool = False, stale_seconds: float | None = N
         halt: int | None = None) -> int:
     """Run the selected pending jobs; returns 0 when they are all done, 1 if one failed."""
     cfg = opened.require_config()
-    selection = _selection(jobs, only, shard)
-    plan_slots = _slots(cfg, slot_count, gpus)
+    selection = plan_selection(jobs, only, shard)
+    run_slots = plan_slots(cfg, slot_count, gpus)
     stale = opened.stale_seconds(stale_seconds)
-    terminal = Terminal()
+    terminal = terminal_for(opened.console)
     console = console_on(terminal)
     opened = _with_console(opened, console)
     try:
@@ -48,7 +48,7 @@ def run(opened: Opened, *, resume: bool = False, stale_seconds: float | None = N
             runnable = _prepare(opened, session, cfg, selection, resume=resume, force=force,
                                 trust=trust, stale_seconds=stale)
             plan = Plan(
-                runnable=frozenset(runnable), selection=selection, slots=tuple(plan_slots),
+                runnable=frozenset(runnable), selection=selection, slots=tuple(run_slots),
                 halt_after=halt if halt is not None else cfg.halt_after_failures,
                 stale_seconds=stale, quiet=quiet,
                 # --force declared every runner known now gone; one heard of later is news.
@@ -57,7 +57,7 @@ def run(opened: Opened, *, resume: bool = False, stale_seconds: float | None = N
             batch = Batch(cfg, session, console, plan, interrupts=interrupts,
                           clock=opened.clock, revision=gitinfo.revision_of,
                           echo=None if quiet else Echo(terminal))
-            Scheduler(plan_slots, batch, interrupts, opened.clock.monotonic).run()
+            Scheduler(run_slots, batch, interrupts, opened.clock.monotonic).run()
             return batch.finish()
     finally:
         terminal.close()
@@ -67,14 +67,14 @@ def _with_console(opened: Opened, console: Console) -> Opened:
     return attrs.evolve(opened, console=console)
 
 
-def _selection(jobs: Sequence[str], only: Sequence[str], shard: str | None) -> Selection:
+def plan_selection(jobs: Sequence[str], only: Sequence[str], shard: str | None) -> Selection:
     if shard is not None and parse_shard(shard) is None:
         raise UsageError(f"--shard {shard!r}: expected K/N with 0 <= K < N, like 0/4")
     return Selection(jobs=tuple(dict.fromkeys(jobs)) or None, only=tuple(only) or None,
                      shard=shard)
 
 
-def _slots(cfg: Config, count: int | None, gpus: str | None) -> list[slots.Slot]:
+def plan_slots(cfg: Config, count: int | None, gpus: str | None) -> list[slots.Slot]:
     """The run's slots: the command line's choice, else the config's (default one)."""
     if count is not None and gpus is not None:
         raise UsageError("give --slots or --gpus, not both")
