@@ -12,7 +12,7 @@ what the process table says.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import Any
 
@@ -37,12 +37,22 @@ class RunnerRow:
     running: tuple[tuple[str, int], ...]  # (job, attempt) it runs now
 
 
+def live_here(queue: Queue, boot_id: str,
+              is_alive: Callable[[int, int], bool]) -> frozenset[str]:
+    """The `run` sessions of this machine (`boot_id`) that have not ended and whose process
+    `is_alive(pid, pid_start)` (the shell's `host.is_alive`) says still runs."""
+    return frozenset(info.id for info in queue.sessions.values()
+                     if info.command == "run" and not info.ended and info.boot_id == boot_id
+                     and is_alive(info.pid, info.pid_start))
+
+
 def live_rows(queue: Queue, now: datetime, stale_seconds: float, *, boot_id: str = "",
               live_here: Collection[str] = frozenset()) -> list[RunnerRow]:
     """The `run` sessions that may still be alive, oldest first.
 
     `boot_id` is this machine's and `live_here` the sessions on it whose process is alive
-    (the shell's `host.is_alive`); by default every session is judged by its silence.
+    (`live_here(queue, host.boot_id(), host.is_alive)`); by default every session is
+    judged by its silence.
     """
     running: dict[str, list[tuple[str, int]]] = {}
     for job in queue.by_status(Status.RUNNING):

@@ -12,7 +12,7 @@ from promise_support import Project, read_events, wait_until
 
 from journalq import events as ev
 from journalq import fold, policy
-from journalq.runners_view import live_rows, live_runners, live_runners_json
+from journalq.runners_view import live_here, live_rows, live_runners, live_runners_json
 from journalq.state import JobSpec, Queue
 from journalq.sync import CopyReader
 
@@ -91,6 +91,9 @@ def test_on_this_machine_a_session_lives_while_its_process_does() -> None:
     process (`live_here`), however fresh its heartbeats."""
     queue = queue_of_four_sessions()
 
+    here = live_here(queue, "boot-1", lambda pid, start: pid == 100)
+    assert frozenset({"aaaaaaaaaaaa", "dddddddddddd"}) == here  # not B (boot-2), C, E
+    assert frozenset() == live_here(queue, "boot-1", lambda pid, start: False)
     gone = live_rows(queue, NOW, 7200, boot_id="boot-1")
     alive = live_rows(queue, NOW, 7200, boot_id="boot-1", live_here={"aaaaaaaaaaaa"})
 

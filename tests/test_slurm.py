@@ -417,17 +417,20 @@ def of_job(found: list[dict[str, Any]], kind: str, job: str) -> list[dict[str, A
 @pytest.mark.slow
 def test_an_array_of_six_jobs_two_at_a_time_one_gpu_each(
         cluster_project: SlurmCluster, request: pytest.FixtureRequest) -> None:
-    """`journalq slurm --array-limit 2 --gpus-per-task 1 --submit` over 6 jobs: every job
-    runs exactly once, by the task its manifest line names, never more than 2 at once, and
-    two jobs running together see different CUDA_VISIBLE_DEVICES; every task COMPLETED and
-    the status of the shared folder's copies is all done."""
+    """`journalq slurm --array-limit 2 --gpus-per-task 1 --submit` over 6 jobs, watched with
+    `journalq wait --sync-dir` (exit 0): every job runs exactly once, by the task its
+    manifest line names, never more than 2 at once, and two jobs running together see
+    different CUDA_VISIBLE_DEVICES; every task COMPLETED and the status of the shared
+    folder's copies is all done."""
     cluster = cluster_project
     jobs = [f"j{n}" for n in range(6)]
     project = new_project(cluster, request, "six", jobs)
     start = time.monotonic()
 
     script, job = submit(project, "--array-limit", "2", "--gpus-per-task", "1", JOB_SLEEP="2")
-    cluster.wait_all(timeout=240, job=job)
+    waited = project.command("wait", "--timeout", "240")  # as from the login node
+    assert 0 == waited.returncode, waited.stderr
+    cluster.wait_all(timeout=60, job=job)
     TIMINGS["journalq slurm: 6 jobs %2, gpu:1 each, 2 s jobs"] = time.monotonic() - start
 
     assert jobs == manifest(script)
