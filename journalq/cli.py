@@ -118,6 +118,19 @@ def _repair_args(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--dry-run", action="store_true", help="report, write nothing")
 
 
+def _slurm_args(sub: argparse.ArgumentParser) -> None:
+    _state_args(sub, config_required=True)
+    sub.add_argument("--tasks", type=_count, metavar="N",
+                     help="N array tasks, task K running shard K/N (default: one per job)")
+    sub.add_argument("--array-limit", type=_count, metavar="K",
+                     help="at most K tasks at once (--array=...%%K)")
+    sub.add_argument("--gpus-per-task", type=_count, metavar="G", help="--gres=gpu:G")
+    sub.add_argument("--submit", action="store_true",
+                     help="submit the script with sbatch and print the Slurm job id")
+    sub.add_argument("sbatch_options", nargs=argparse.REMAINDER, metavar="-- SBATCH_OPTION",
+                     help="options for the script's #SBATCH lines (-p gpu, --time=1:00:00)")
+
+
 # ---- reading commands (issue 14): status's filters and formats, logs, wait, collect ----
 # They never take the writer lock; each builds its queue here and calls its command.
 
@@ -207,6 +220,7 @@ _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "cancel": ("cancel pending jobs so that run skips them", _cancel_args),
     "sync": ("merge the sync folder's copies into the journal and copy it back", _state_args),
     "repair": ("drop a journal's corrupt lines after keeping a backup", _repair_args),
+    "slurm": ("write (and submit) a Slurm job array running the pending jobs", _slurm_args),
     **_READERS,
 }
 
@@ -350,6 +364,12 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
         from journalq.commands.sync import sync
 
         return sync(opened)
+    if command == "slurm":
+        from journalq.commands.slurm import slurm
+
+        return slurm(opened, tasks=args.tasks, array_limit=args.array_limit,
+                     gpus_per_task=args.gpus_per_task, submit=args.submit,
+                     sbatch_options=args.sbatch_options)
     if command == "run":
         from journalq.commands.run import run
 
@@ -379,7 +399,7 @@ def _opened(args: argparse.Namespace, console: Console) -> Opened:
 
     return open_queue(console=console, state=args.state, config=args.config,
                       sync_dir=args.sync_dir,
-                      must_exist=args.command not in ("init", "run", "sync"))
+                      must_exist=args.command not in ("init", "run", "sync", "slurm"))
 
 
 def _console() -> Console:

@@ -117,6 +117,11 @@ def _prepare(opened: Opened, session: Session, cfg: Config, selection: Selection
     seen = observe(queue, opened.clock.utc_now(), stale_seconds, force,
                    requeued=_requeued(session), stopped=session.stopped_before)
     orphans, _ = policy.classify_running(queue, seen)
+    # Runners that split a queue settle only their own jobs' orphans: a job array's task
+    # must not race the requeued rerun of another task (which settles it as `requeued`),
+    # nor be stopped for want of --resume by a job it never selected.
+    mine = set(selected(list(queue.jobs), selection))
+    orphans = [orphan for orphan in orphans if orphan.job.id in mine]
     # --force declared those runners dead; asking for --resume on top would refuse the very
     # command the busy message suggested. A requeue or a stop is no guess either.
     decided = (RecoveryReason.FORCED, RecoveryReason.REQUEUED, RecoveryReason.STOPPED)
