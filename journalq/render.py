@@ -156,6 +156,13 @@ def summary(queue: Queue, selected: Collection[str] | None = None) -> str:
     """The closing lines of `run`: counts, then each failed job (of those it selected, when
     it selected some) with its code and log."""
     lines = [f"{queue.name}: {counts_line(queue)}"]
+    if selected is not None and len(selected) != len(queue.jobs):
+        counts = dict.fromkeys(Status, 0)
+        for job_id in selected:
+            if job_id in queue.jobs:
+                counts[queue.jobs[job_id].status] += 1
+        parts = ", ".join(f"{counts[status]} {status.value}" for status in Status)
+        lines.append(f"  of them selected by this run: {len(selected)} jobs: {parts}")
     failed = [job for job in queue.by_status(Status.FAILED)
               if selected is None or job.id in selected]
     lines.extend(failed_line(job) for job in failed)

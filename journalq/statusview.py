@@ -157,10 +157,11 @@ def commit_notes(jobs: Iterable[Job], head: str | None) -> list[str]:
 
 
 def status_json(queue: Queue, journal: str, warnings: Iterable[str],
-                jobs: Iterable[Job] | None = None) -> Iterator[str]:
+                jobs: Iterable[Job] | None = None,
+                runners: list[dict[str, Any]] | None = None) -> Iterator[str]:
     """The whole `status --json` document, in pieces: one line per job, so that ten
     thousand jobs never sit in memory twice (as values and as text). `jobs` (default all)
-    are the ones listed; `counts` is always the whole queue's."""
+    are the ones listed; `counts` is always the whole queue's; `runners` the live ones."""
     head = {
         "schema": JSON_SCHEMA_VERSION,
         "queue": queue.name,
@@ -179,5 +180,6 @@ def status_json(queue: Queue, journal: str, warnings: Iterable[str],
         ],
         "unknown_event_types": sorted(queue.unknown_types),
         "warnings": list(warnings),
+        "runners": runners or [],
     }
     yield "\n ],\n " + json.dumps(tail, ensure_ascii=False)[1:] + "\n"

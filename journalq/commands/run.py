@@ -109,11 +109,14 @@ def _prepare(opened: Opened, session: Session, cfg: Config, selection: Selection
     """Add the config's new jobs, check specs, and recover what a dead runner left; returns
     the ids of the jobs this run may start, in queue order."""
     drifted = session.add_config(cfg)
-    _settle_drift(opened, session, drifted, trust)
     queue = session.queue()
     unknown = [job for job in selection.jobs or () if job not in queue.jobs]
     if unknown:
         raise UsageError(f"no such job: {', '.join(unknown)}; `journalq status` lists the ids")
+    # Only the selected jobs' specs matter to this run: another shard's are its own business.
+    chosen = set(selected(list(queue.jobs), selection))
+    _settle_drift(opened, session, [d for d in drifted if d.job.id in chosen], trust)
+    queue = session.queue()
     seen = observe(queue, opened.clock.utc_now(), stale_seconds, force,
                    requeued=_requeued(session), stopped=session.stopped_before)
     orphans, _ = policy.classify_running(queue, seen)
