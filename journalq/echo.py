@@ -3,9 +3,9 @@
 
 A terminal that stops reading (Ctrl-S, `journalq run | less` left open, a notebook that
 stopped polling) must not stop heartbeats and timeouts. So the runner only ever hands bytes
-to `Terminal`, which queues them for one writer thread (it touches no journal) and drops
-what does not fit in `BUFFER_BYTES`, saying once how much was dropped: the per-attempt log
-keeps every byte anyway.
+to `Terminal`, which queues them for a writer thread per stream (they touch no journal) and
+drops job output that does not fit in `BUFFER_BYTES`, saying once how much was dropped: the
+per-attempt log keeps every byte anyway. A stalled stdout never holds back stderr.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import collections
 import os
 import select
 import threading
+import time
 from collections.abc import Callable
 
 from journalq.render import Console
@@ -22,49 +23,67 @@ BUFFER_BYTES = 4 << 20
 
 
 class Terminal:
-    """A bounded, non-blocking queue of bytes for stdout and stderr, written by one thread."""
+    """Bounded, non-blocking queues of bytes for stdout and stderr, one writer thread each.
+
+    Each stream has its own thread, so a stdout nobody reads (`journalq run | less` left
+    open) never holds back the progress lines, warnings and summary on stderr."""
 
     def __init__(self, out_fd: int = 1, err_fd: int = 2,
                  limit: int = BUFFER_BYTES) -> None:
-        self._fds = (out_fd, err_fd)
-        self._limit = limit
-        self._queue: collections.deque[tuple[int, bytes]] = collections.deque()
-        self._queued = 0
-        self._dropped = 0
-        self._gone = False  # the terminal went away (EIO, EPIPE): nothing more is written
-        self._lock = threading.Condition()
-        self._closing = False
-        self._thread = threading.Thread(target=self._drain, name="journalq-terminal",
-                                        daemon=True)
-        self._thread.start()
+        self._streams = (_Stream(out_fd, limit, "stdout"), _Stream(err_fd, limit, "stderr"))
 
     def echo(self, data: bytes) -> None:
         """Queue bytes of a job's output for stdout: dropped if the queue is full."""
-        self._put(0, data, droppable=True)
+        self._streams[0].put(data, droppable=True)
 
     def out(self, data: bytes) -> None:
         """Queue bytes of journalq's own output for stdout (kept, like `err`)."""
-        self._put(0, data, droppable=False)
+        self._streams[0].put(data, droppable=False)
 
     def err(self, data: bytes) -> None:
         """Queue bytes for stderr (progress, warnings): kept even past the limit, as they
         are few and say what happened."""
-        self._put(1, data, droppable=False)
+        self._streams[1].put(data, droppable=False)
 
     def dropped(self) -> int:
         """How many bytes of job output were not echoed because nobody read them."""
-        return self._dropped
+        return self._streams[0].dropped
 
-    def _put(self, stream: int, data: bytes, *, droppable: bool) -> None:
+    def close(self, timeout: float = 2.0) -> None:
+        """Write what is queued, waiting at most `timeout` seconds for a slow reader."""
+        deadline = time.monotonic() + timeout
+        for stream in self._streams:
+            stream.close()
+        for stream in self._streams:
+            stream.join(max(0.0, deadline - time.monotonic()))
+
+
+class _Stream:
+    """One file descriptor's queue and the thread that writes it (it touches no journal)."""
+
+    def __init__(self, fd: int, limit: int, name: str) -> None:
+        self._fd = fd
+        self._limit = limit
+        self._queue: collections.deque[bytes] = collections.deque()
+        self._queued = 0
+        self.dropped = 0
+        self._gone = False  # the reader went away (EIO, EPIPE): nothing more is written
+        self._lock = threading.Condition()
+        self._closing = False
+        self._thread = threading.Thread(target=self._drain, name=f"journalq-{name}",
+                                        daemon=True)
+        self._thread.start()
+
+    def put(self, data: bytes, *, droppable: bool) -> None:
         if not data:
             return
         with self._lock:
             if self._gone:
                 return
             if droppable and self._queued + len(data) > self._limit:
-                self._dropped += len(data)
+                self.dropped += len(data)
                 return
-            self._queue.append((stream, data))
+            self._queue.append(data)
             self._queued += len(data)
             self._lock.notify()
 
@@ -75,9 +94,9 @@ class Terminal:
                     self._lock.wait()
                 if not self._queue:
                     return
-                stream, data = self._queue.popleft()
+                data = self._queue.popleft()
             try:
-                _write_all(self._fds[stream], data)
+                _write_all(self._fd, data)
             except OSError:
                 with self._lock:
                     self._gone = True
@@ -86,13 +105,13 @@ class Terminal:
                 return
             with self._lock:
                 self._queued -= len(data)
-                self._lock.notify_all()
 
-    def close(self, timeout: float = 2.0) -> None:
-        """Write what is queued, waiting at most `timeout` seconds for a slow reader."""
+    def close(self) -> None:
         with self._lock:
             self._closing = True
             self._lock.notify_all()
+
+    def join(self, timeout: float) -> None:
         self._thread.join(timeout)
 
 
