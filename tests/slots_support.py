@@ -76,7 +76,7 @@ for n in range(args.bars):
     time.sleep(args.bar_pause)
 if args.bars:
     sys.stdout.write("\n")
-time.sleep(args.sleep)
+time.sleep(args.sleep * float(env.get("SLOT_SLEEP_SCALE", "1")))
 if args.fail:
     sys.exit(3)
 note("end")
