@@ -97,6 +97,22 @@ def test_slots_without_gpus_leave_cuda_visible_devices_alone(project: Path) -> N
         assert re.search(r"start +j0  slot 0, attempt 1", done.stderr)
 
 
+def test_a_freed_slot_takes_the_next_job_at_once(project: Path) -> None:
+    """While one slot runs a long, quiet job (and no heartbeat is due), the other slot
+    starts each next job right after the previous one exits, not at the next wake-up."""
+    jobs = [job("long", "--sleep", "4"), *(job(f"s{n}", "--sleep", "0.1") for n in range(6))]
+    with SlotQueue(project, jobs, slots=2, heartbeat_seconds=30) as queue:
+        done = queue.run("--quiet")
+
+        assert 0 == done.returncode, done.stderr
+        ends = {m.job: m.t for m in queue.marks("end")}
+        starts = {e["job"]: epoch(e["ts"]) for e in queue.events("job_started")}
+        late = {f"s{n} -> s{n + 1}": round(starts[f"s{n + 1}"] - ends[f"s{n}"], 3)
+                for n in range(5)}
+        assert all(gap < 0.5 for gap in late.values()), late
+        assert ends["s5"] < ends["long"]
+
+
 @pytest.mark.parametrize("how", ["no setting", "slots: 1", "--slots 1"])
 def test_one_slot_keeps_todays_journal(project: Path, how: str) -> None:
     """Without slots (or with one): one job at a time, and job_started without the new
