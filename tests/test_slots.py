@@ -244,6 +244,33 @@ def test_a_second_ctrl_c_kills_every_job_at_once(project: Path) -> None:
         assert [] == queue.leftovers()
 
 
+def test_groups_a_killed_runner_left_are_stopped_together(project: Path) -> None:
+    """SIGKILL a runner of three jobs that ignore SIGTERM (each with a group child and a
+    setsid sleeper that ignore it too): the next holder stops every process they left
+    within one grace period, not one grace period per group and per leftover, and
+    recovers each job on its own."""
+    grace = 1.5
+    jobs = [job(f"j{n}", "--sleep", "60", "--ignore-term", "--daemon") for n in range(3)]
+    with SlotQueue(project, jobs, slots=3, grace_seconds=grace) as queue:
+        runner = queue.start("--quiet")
+        wait_until(lambda: 3 == len(queue.marks("start")), "three jobs to start")
+        time.sleep(0.5)  # the sleepers start
+        runner.kill()
+        runner.communicate(timeout=10)
+        assert len(queue.leftovers()) == 9  # three jobs, each with two sleepers
+
+        began = time.monotonic()
+        done = subprocess.run([*queue.argv()[:3], "recover", "--config", queue.config],
+                              cwd=project, capture_output=True, text=True, env=queue.env(),
+                              timeout=60)
+        took = time.monotonic() - began
+
+        assert 0 == done.returncode, done.stderr
+        assert [] == queue.leftovers()
+        assert {"j0", "j1", "j2"} == {e["job"] for e in queue.events("job_recovered")}
+        assert took < grace + 1.5, f"recover took {took:.1f}s"
+
+
 # ---- one job's trouble is its own ---------------------------------------------------------
 
 def test_one_timeout_does_not_disturb_the_others(project: Path) -> None:
