@@ -23,14 +23,18 @@ BUFFER_BYTES = 4 << 20
 
 
 class Terminal:
-    """Bounded, non-blocking queues of bytes for stdout and stderr, one writer thread each.
+    """Bounded, non-blocking queues of bytes for stdout and stderr, written by threads.
 
-    Each stream has its own thread, so a stdout nobody reads (`journalq run | less` left
-    open) never holds back the progress lines, warnings and summary on stderr."""
+    stdout and stderr on one terminal share one queue and thread, so what shows there comes
+    in the order it happened (a job's last lines, then the line saying it is done). Apart
+    (`journalq run | less`), each has its own, so a stdout nobody reads never holds back
+    the progress lines, warnings and summary on stderr."""
 
     def __init__(self, out_fd: int = 1, err_fd: int = 2,
                  limit: int = BUFFER_BYTES) -> None:
-        self._streams = (_Stream(out_fd, limit, "stdout"), _Stream(err_fd, limit, "stderr"))
+        out = _Stream(out_fd, limit, "stdout")
+        self._streams = (out, out if _same_file(out_fd, err_fd) else
+                         _Stream(err_fd, limit, "stderr"))
 
     def echo(self, data: bytes) -> None:
         """Queue bytes of a job's output for stdout: dropped if the queue is full."""
@@ -56,6 +60,15 @@ class Terminal:
             stream.close()
         for stream in self._streams:
             stream.join(max(0.0, deadline - time.monotonic()))
+
+
+def _same_file(one: int, other: int) -> bool:
+    """Whether two descriptors lead to one file (a terminal, a pipe, a log)."""
+    try:
+        first, second = os.fstat(one), os.fstat(other)
+    except OSError:
+        return False
+    return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
 
 
 class _Stream:

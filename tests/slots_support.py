@@ -23,8 +23,9 @@ import attrs
 from conftest import events, write
 
 # The job: `python scripts/slotjob.py [--sleep S] [--ignore-term] [--fail] [--spam N]
-# [--bars N --bar-pause S] [--daemon]`. It appends `start <t> <job> <attempt> <slot> <cuda>
-# <pid>` to $SLOT_LEDGER, does its work, and `end ...` last thing before it exits 0.
+# [--bars N --bar-pause S] [--daemon] [--lines N]`. It appends `start <t> <job> <attempt>
+# <slot> <cuda> <pid>` to $SLOT_LEDGER, does its work, and `end ...` last thing before it
+# exits 0.
 JOB_SCRIPT = r'''
 import argparse, os, signal, subprocess, sys, time
 
@@ -36,6 +37,7 @@ parser.add_argument("--spam", type=int, default=0)  # print this many-byte lines
 parser.add_argument("--bars", type=int, default=0)  # \r updates, --bar-pause apart
 parser.add_argument("--bar-pause", type=float, default=0.05)
 parser.add_argument("--daemon", action="store_true")  # leave a setsid sleeper behind
+parser.add_argument("--lines", type=int, default=0)  # print this many 100-byte lines
 args = parser.parse_args()
 env = os.environ
 job, attempt = env.get("JOURNALQ_JOB", "?"), env.get("JOURNALQ_ATTEMPT", "?")
@@ -68,6 +70,8 @@ if args.spam:
     while True:
         sys.stdout.write(f"{printed:010d} {pad}\n")
         printed += 1
+for n in range(args.lines):
+    sys.stdout.write(f"line {n:05d} " + "y" * 88 + "\n")
 for n in range(args.bars):
     if n == 0:
         note("bar")

@@ -368,6 +368,28 @@ def test_a_stalled_stdout_does_not_stall_the_runner(project: Path) -> None:
         assert 1 == err.count("job output were not echoed"), err
 
 
+def test_one_terminal_keeps_output_and_progress_in_order(project: Path) -> None:
+    """stdout and stderr on one terminal (here one pipe, read slowly): the line saying the
+    job is done comes after every line of the job's output, as it happened."""
+    jobs = [job("chatty", "--lines", "20000")]
+    with SlotQueue(project, jobs) as queue:
+        read_end, write_end = os.pipe()
+        runner = subprocess.Popen(queue.argv(), cwd=project, stdout=write_end,
+                                  stderr=write_end, env=queue.env())
+        os.close(write_end)
+        chunks = []
+        while chunk := os.read(read_end, 16384):
+            chunks.append(chunk)
+            time.sleep(0.002)  # a slow terminal
+        os.close(read_end)
+        runner.wait(timeout=30)
+
+        assert 0 == runner.returncode
+        text = b"".join(chunks).decode()
+        done_at = text.index("] done ")
+        assert text.rindex("chatty | line 19999") < done_at
+
+
 def read_timed(stream: int, into: list[tuple[float, bytes]]) -> None:
     """Read a pipe until its end, noting when each chunk arrived."""
     while chunk := os.read(stream, 65536):
