@@ -33,8 +33,8 @@ class Terminal:
     def __init__(self, out_fd: int = 1, err_fd: int = 2,
                  limit: int = BUFFER_BYTES) -> None:
         out = _Stream(out_fd, limit, "stdout")
-        self._streams = (out, out if _same_file(out_fd, err_fd) else
-                         _Stream(err_fd, limit, "stderr"))
+        self.shared = _same_file(out_fd, err_fd)
+        self._streams = (out, out if self.shared else _Stream(err_fd, limit, "stderr"))
 
     def echo(self, data: bytes) -> None:
         """Queue bytes of a job's output for stdout: dropped if the queue is full."""
@@ -171,6 +171,11 @@ class Prefixer:
     def end(self, prefix: bytes) -> None:
         """The job is over: end its partial line, if the terminal shows one."""
         if self._owner == prefix:
+            self.break_line()
+
+    def break_line(self) -> None:
+        """End the partial line the terminal shows, if any (before a line of journalq's)."""
+        if self._owner is not None:
             self._owner = None
             self._sink(b"\n")
 
@@ -195,10 +200,21 @@ class Echo:
         """Bytes of output not echoed because the terminal did not keep up."""
         return self._terminal.dropped()
 
+    def break_line(self) -> None:
+        """End a job's partial line (a progress bar) before a line of journalq's."""
+        self._prefixer.break_line()
 
-def console_on(terminal: Terminal) -> Console:
+
+def console_on(terminal: Terminal, echo: Echo | None = None) -> Console:
     """A console whose every line goes through `terminal`: nothing journalq prints while
-    jobs run can stall the runner."""
-    return Console(out=lambda text: terminal.out(f"{text}\n".encode()),
-                   err=lambda text: terminal.err(f"{text}\n".encode()),
+    jobs run can stall the runner. On a terminal that shows jobs' output (`echo`), each
+    line starts on a line of its own, never after a job's progress bar."""
+    def line(put: Callable[[bytes], None], shared: bool) -> Callable[[str], None]:
+        def write(text: str) -> None:
+            if echo is not None and shared:
+                echo.break_line()
+            put(f"{text}\n".encode())
+        return write
+
+    return Console(out=line(terminal.out, True), err=line(terminal.err, terminal.shared),
                    echo=terminal.echo, write=lambda text: terminal.out(text.encode()))

@@ -390,6 +390,34 @@ def test_one_terminal_keeps_output_and_progress_in_order(project: Path) -> None:
         assert text.rindex("chatty | line 19999") < done_at
 
 
+def test_progress_lines_never_join_a_progress_bar(project: Path) -> None:
+    """stdout and stderr on one terminal: journalq's own lines (a job starting, a job done)
+    never land on the line where a job's `\\r` progress bar shows; the bar goes on after
+    them on a line of its own, after its prefix."""
+    jobs = [job("bar", "--bars", "30", "--bar-pause", "0.05"),
+            *(job(f"q{n}", "--sleep", "0.1") for n in range(4))]
+    with SlotQueue(project, jobs, slots=2) as queue:
+        read_end, write_end = os.pipe()
+        runner = subprocess.Popen(queue.argv(), cwd=project, stdout=write_end,
+                                  stderr=write_end, env=queue.env())
+        os.close(write_end)
+        chunks = []
+        while chunk := os.read(read_end, 65536):
+            chunks.append(chunk)
+        os.close(read_end)
+        runner.wait(timeout=30)
+
+        assert 0 == runner.returncode
+        lines = b"".join(chunks).decode().split("\n")
+        ours = [line for line in lines if re.search(r"\] (start|done) ", line)]
+        assert 10 == len(ours)
+        for line in ours:
+            assert re.fullmatch(r"\[[ \d]+/5\] (start|done) +\S+  .*", line), line
+        bars = [line for line in lines if "bar | " in line]
+        for line in bars:
+            assert all(s.startswith("bar | ") for s in line.split("\r") if s), line
+
+
 def read_timed(stream: int, into: list[tuple[float, bytes]]) -> None:
     """Read a pipe until its end, noting when each chunk arrived."""
     while chunk := os.read(stream, 65536):
