@@ -82,6 +82,7 @@ class Batch:
         self._logs: dict[tuple[str, int], int] = {}
         self._live: dict[tuple[str, int], Running] = {}  # spawned, not yet finished
         self._shared: dict[str, tuple[str, ...]] = {}  # other runner -> jobs we both chose
+        self._looked = False  # for other runners, once; again after each merge
 
     @property
     def fold(self) -> Fold:
@@ -100,9 +101,17 @@ class Batch:
     def _look_around(self) -> None:
         """Pull what is new in the sync folder, and leave the jobs an earlier live runner
         also selected to it (the check at start-up cannot see a runner whose copy was still
-        on its way through a lagging folder)."""
+        on its way through a lagging folder).
+
+        Only the first time and after a merge brought events from elsewhere: without them
+        no other runner can appear or start to look alive, and building the queue costs
+        O(jobs), too much for every start of a large batch."""
+        merged = 0
         if self.session.mirror is not None:
-            self.session.merge(when_due=True, lenient=True)
+            merged = self.session.merge(when_due=True, lenient=True)
+        if self._looked and not merged:
+            return
+        self._looked = True
         queue = self.session.queue()
         others = [info for info in queue.sessions.values()
                   if info.command == "run" and not info.ended and info.id != self.session.id]

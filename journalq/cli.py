@@ -422,7 +422,7 @@ def _console() -> Console:
     def write(text: str) -> None:
         _guarded(sys.stdout, lambda: sys.stdout.write(text) if text else sys.stdout.flush())
 
-    return Console(out=out, err=err, echo=echo, write=write, on_gone=_gone)
+    return Console(out=out, err=err, echo=echo, write=write, on_gone=_gone, descriptors=True)
 
 
 def _guarded(stream: TextIO, action: Callable[[], object]) -> None:

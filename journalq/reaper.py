@@ -16,7 +16,8 @@ next job. So, on Linux:
   and reaps the zombies the runner adopted, waiting on those pids only, never on a job
   leader a `subprocess.Popen` still waits for;
 - recovery of an attempt whose runner was killed (same boot) finds its survivors by the tag
-  in `/proc/*/environ` and stops them: `kill_tagged`.
+  in `/proc/*/environ` (`find_tagged`) and stops them with the groups the lock file names,
+  one grace period for all (`runner.kill_orphans`).
 
 What holds elsewhere: without a subreaper and `/proc` (macOS, BSD), only the process group
 is stopped, and a process that left it survives; these functions then do nothing. On Linux,
@@ -89,26 +90,19 @@ def kill_leftovers(tag: str, leaders: Collection[int] = ()) -> list[int]:
     return sorted(killed)
 
 
-def kill_tagged(tag: str, grace: float) -> list[int]:
-    """Stop every process on this machine that carries `tag` (SIGTERM, then SIGKILL after
-    `grace` seconds): what a killed runner left behind, found by recovery on the same boot.
-    Returns the pids found."""
+def find_tagged(tags: Collection[str]) -> dict[int, int]:
+    """Every process on this machine but this one that carries one of `tags`, with its
+    start time (pid -> start): one pass over /proc, however many tags."""
+    wanted = {f"{TAG_VARIABLE}={tag}".encode() for tag in tags}
     found: dict[int, int] = {}
+    if not wanted:
+        return found
     for pid in _all_pids():
         start = host.process_start(pid)
-        if pid != os.getpid() and start is not None and _tagged(pid, tag):
+        if pid != os.getpid() and start is not None and not wanted.isdisjoint(
+                _read(f"/proc/{pid}/environ").split(b"\0")):
             found[pid] = start
-    for pid in found:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(host.is_alive(p, s) for p, s in found.items()):
-        time.sleep(0.05)
-    for pid, start in found.items():
-        if host.is_alive(pid, start):  # the very process: a pid is not reused while it lives
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-    return sorted(found)
+    return found
 
 
 def _children(pid: str, task: str | None = None) -> list[int]:

@@ -12,7 +12,7 @@ from journalq.card import read_card
 from journalq.errors import DecisionNeeded
 from journalq.outcomes import RecoveryReason
 from journalq.render import Console
-from journalq.runner import kill_orphan
+from journalq.runner import kill_orphans
 from journalq.state import Queue, Status
 
 if TYPE_CHECKING:
@@ -61,15 +61,16 @@ def recover_orphans(session: Session, orphans: Sequence[policy.Orphan],
                     grace_seconds: float = defaults.DEFAULT_GRACE_SECONDS) -> int:
     """Settle jobs whose runner is gone; first stop a job it left running on this host."""
     jobs = {orphan.job.id for orphan in orphans}
-    for left in session.left_running:
-        if left.job in jobs and kill_orphan(left.pid, left.start, grace_seconds):
-            console.warn(f"stopped process group {left.pid} of job {left.job}, left running "
-                         "by a runner that was killed")
-    for orphan in orphans:  # what left the group (a setsid daemon) carries the tag
-        attempt = orphan.job.last
-        if attempt is not None and attempt.boot_id == host.boot_id():
-            reaper.kill_tagged(reaper.attempt_tag(attempt.session, orphan.job.id,
-                                                  attempt.number), grace_seconds)
+    groups = {(left.pid, left.start): left for left in session.left_running
+              if left.job in jobs}
+    tags = [reaper.attempt_tag(attempt.session, orphan.job.id, attempt.number)
+            for orphan in orphans if (attempt := orphan.job.last) is not None
+            and attempt.boot_id == host.boot_id()]
+    # Every group the lock file names, and whatever carries an orphan's tag (a setsid
+    # daemon that left its group), stopped together: one grace period for all of them.
+    for key in kill_orphans(list(groups), reaper.find_tagged(tags), grace_seconds):
+        console.warn(f"stopped process group {key[0]} of job {groups[key].job}, left "
+                     "running by a runner that was killed")
     session.forget_left_running(jobs)
     events = policy.recover(orphans, seen.cards)
     for event in events:

@@ -35,6 +35,10 @@ class Console:
     _echo: Callable[[bytes], None] = attrs.field(alias="echo")
     _write: Callable[[str], None] = attrs.field(alias="write", default=print)
     on_gone: Callable[[OSError], None] = _no_hook
+    # Whether it writes to this process's stdout and stderr descriptors (the command line):
+    # then a run's terminal thread writes them itself; otherwise (a notebook cell's
+    # streams) it writes through this console.
+    descriptors: bool = False
     _lost: set[str] = attrs.field(factory=set, init=False, eq=False, repr=False)
 
     def out(self, text: str) -> None:

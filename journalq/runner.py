@@ -1,16 +1,21 @@
-"""The runner's process plumbing: the signals it turns into a flag for its loop, how a job
-is started (argv, environment, its log), how an attempt ended, and stopping a job's group
-that a killed runner left behind. The loop is `scheduler`; one attempt is `attempt`."""
+"""What running jobs needs around the loop: how an attempt ended (`Exit`), stop signals
+turned into a flag and a wake-up (`Interrupts`), a child's argv, environment and log, and
+stopping what a killed runner left behind (`kill_orphans`).
+
+The loop is `journalq.scheduler`; one running attempt (its process group, output, timeout
+and grace kill) is `journalq.attempt`.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import FrameType
 
 import attrs
@@ -123,29 +128,73 @@ def _kill_group(pgid: int, signum: int) -> None:
         os.killpg(pgid, signum)
 
 
-def kill_orphan(pid: int, start: int, grace_seconds: float) -> bool:
-    """Stop a job's process group left running by a runner that was killed.
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            written = os.write(fd, view)
+        except OSError as exc:
+            if exc.errno == errno.EINTR:
+                continue
+            return  # a full disk must not kill the job; the journal will report it
+        view = view[written:]
 
-    Only when the group is still the one we spawned: its leader is that very process (same
-    pid and start time), or the leader has exited and no process has taken its pid, so the
-    members left are the job's own (say, a grandchild that outlived its worker; Linux does
-    not hand out a pid while a process group of that number has members).
-    Returns whether there was one.
+
+def kill_orphan(pid: int, start: int, grace_seconds: float) -> bool:
+    """Stop a job's process group left running by a runner that was killed (see
+    `kill_orphans`); returns whether there was one."""
+    return bool(kill_orphans([(pid, start)], {}, grace_seconds))
+
+
+def kill_orphans(groups: Sequence[tuple[int, int]], loose: Mapping[int, int],
+                 grace_seconds: float) -> list[tuple[int, int]]:
+    """Stop what a killed runner left running, all at once: SIGTERM to every job process
+    group in `groups` (leader pid, leader start) and to every `loose` process (pid ->
+    start: its attempts' processes found by their tag, a setsid daemon among them), one
+    grace period for all of them, then SIGKILL to what is left. A runner of eight slots
+    must not cost eight grace periods. Returns the groups that were there.
+
+    A group is stopped only while it is still the one we spawned: its leader is that very
+    process (same pid and start time), or the leader has exited and no process has taken
+    its pid, so the members left are the job's own (Linux does not hand out a pid while a
+    process group of that number has members).
     """
-    if not host.group_survives(pid, start):
-        return False
-    _kill_group(pid, signal.SIGTERM)
+    live = [(pid, start) for pid, start in groups if host.group_survives(pid, start)]
+    for pid, _ in live:
+        _kill_group(pid, signal.SIGTERM)
+    for pid, start in loose.items():
+        _kill_process(pid, start, signal.SIGTERM)
+    watched = [*live, *loose.items()]
     deadline = time.monotonic() + grace_seconds
-    while time.monotonic() < deadline and host.is_alive(pid, start):
+    while time.monotonic() < deadline and any(_running(p, s) for p, s in watched):
         time.sleep(0.05)
-    _kill_group(pid, signal.SIGKILL)
-    return True
+    for pid, start in live:
+        if host.group_survives(pid, start):
+            _kill_group(pid, signal.SIGKILL)
+    for pid, start in loose.items():
+        _kill_process(pid, start, signal.SIGKILL)
+    return live
+
+
+def _running(pid: int, start: int) -> bool:
+    """Whether that very process still runs (a zombie nobody reaped has ended)."""
+    if not host.is_alive(pid, start):
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            data = stat.read()
+    except OSError:
+        return True  # no /proc: alive, as `is_alive` said
+    return data[data.rindex(b")") + 2:][:1] not in b"ZX"
+
+
+def _kill_process(pid: int, start: int, signum: int) -> None:
+    """Signal that very process (same pid and start time), if it still runs."""
+    if _running(pid, start):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signum)
 
 
 def log_text(fd: int, text: str) -> None:
-    """Append journalq's own lines (header, trailer) to a log; a full disk must not kill
-    the run (the attempt's own output warns about the log once)."""
-    with contextlib.suppress(OSError):
-        data = memoryview(text.encode())
-        while data:
-            data = data[os.write(fd, data):]
+    """Append journalq's own lines (header, trailer) to a log."""
+    _write_all(fd, text.encode())

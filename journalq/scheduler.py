@@ -88,11 +88,11 @@ class Scheduler:
             now = self._clock()
             self._enforce(now)
             self._beat(now)
-            self._reap(selector)
+            freed = self._reap(selector)
             if self.hooks.tick_at() is not None and now >= (self.hooks.tick_at() or 0):
                 self.hooks.tick()
-            if not self.running:
-                continue
+            if freed or not self.running:
+                continue  # a freed slot takes its next job now, not at the next wake-up
             wake = [running.wake_at() for running in self.running.values()]
             due = self.hooks.tick_at()
             if due is not None:
@@ -145,9 +145,10 @@ class Scheduler:
             for running in due:
                 running.next_beat = now + running.timing.heartbeat_seconds
 
-    def _reap(self, selector: selectors.BaseSelector) -> None:
-        """Settle every attempt whose leader exited, freeing its slot."""
+    def _reap(self, selector: selectors.BaseSelector) -> bool:
+        """Settle every attempt whose leader exited, freeing its slot; whether any was."""
         leaders = {running.pid for running in self.running.values()}
+        freed = False
         for index, running in list(self.running.items()):
             if not running.has_exited():
                 continue
@@ -155,4 +156,6 @@ class Scheduler:
                 selector.unregister(running.read_fd)
             result = running.finish(self.interrupts.received, leaders)
             del self.running[index]
+            freed = True
             self.hooks.finished(running, result)
+        return freed

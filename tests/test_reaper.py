@@ -157,30 +157,23 @@ def test_the_attempt_tag_is_in_every_process_of_the_attempt(daemon_project: Path
         kill_all(pids + job_pid(daemon_project))
 
 
-def test_kill_tagged_stops_what_a_killed_runner_left_on_this_machine(
+def test_recovery_stops_what_a_killed_runner_left_on_this_machine(
         daemon_project: Path) -> None:
     """A runner SIGKILLed mid-job cannot clean up: its daemon lives on, re-parented to init.
-    `reaper.kill_tagged(tag, grace)`, as recovery on the same boot calls it, finds every
-    process by the attempt's tag in /proc and stops it (SIGTERM, then SIGKILL)."""
+    `journalq recover` on the same boot finds every process by the attempt's tag in /proc
+    (`reaper.find_tagged`) and stops it with the job's group (SIGTERM, then SIGKILL)."""
     pids: list[int] = []
     runner = spawn("run", "--config", "configs/d.yaml", "--quiet", cwd=daemon_project,
                    env={"JOB_SLEEP": "30"})
     try:
         pids = daemon_pids(daemon_project)
-        session = next(e for e in events(daemon_project / "runtime_state" / "d.jsonl")
-                       if e["type"] == "job_started")["session"]
         runner.send_signal(signal.SIGKILL)
         runner.communicate(timeout=10)
         assert all(is_running(pid) for pid in pids)
 
-        code = ("import sys\nfrom journalq import reaper\n"
-                "print(sorted(reaper.kill_tagged(sys.argv[1], 1.0)))")
-        done = subprocess.run([sys.executable, "-c", code, f"{session}/daemonizer/1"],
-                              capture_output=True, text=True, timeout=30)
+        done = journalq("recover", "--state", "runtime_state/d.jsonl", cwd=daemon_project)
 
         assert 0 == done.returncode, done.stderr
-        killed = json.loads(done.stdout)
-        assert set(pids) <= set(killed)
         wait_until(lambda: not any(is_running(pid) for pid in pids), "the survivors to die",
                    timeout=5)
     finally:

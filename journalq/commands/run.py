@@ -39,7 +39,8 @@ def run(opened: Opened, *, resume: bool = False, stale_seconds: float | None = N
     run_slots = plan_slots(cfg, slot_count, gpus)
     stale = opened.stale_seconds(stale_seconds)
     terminal = terminal_for(opened.console)
-    console = console_on(terminal)
+    echo = None if quiet else Echo(terminal)
+    console = console_on(terminal, echo)
     opened = _with_console(opened, console)
     try:
         with Interrupts() as interrupts, writing(opened, "run") as session:
@@ -56,7 +57,7 @@ def run(opened: Opened, *, resume: bool = False, stale_seconds: float | None = N
             )
             batch = Batch(cfg, session, console, plan, interrupts=interrupts,
                           clock=opened.clock, revision=gitinfo.revision_of,
-                          echo=None if quiet else Echo(terminal))
+                          echo=echo)
             Scheduler(run_slots, batch, interrupts, opened.clock.monotonic).run()
             return batch.finish()
     finally:
