@@ -16,16 +16,17 @@ they open one (so `run` on a long, finished journal is quick too); `status` neve
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import json
 import os
 from typing import Any
 
 import attrs
 
-from journalq.fold import Fold, FoldState, OutOfOrder
+from journalq.fold import Fold, FoldState, OutOfOrder, sort_key
 from journalq.fs import REAL, FileSystem
 from journalq.reader import Reader, ReadReport, check_journal
-from journalq.reader import replay as reader_replay
 from journalq.state import Anomaly, Attempt, Job, JobSpec, Queue, SessionInfo, Status
 
 SUFFIX = ".fold"
@@ -175,10 +176,10 @@ def replay(journal: str, fs: FileSystem = REAL, *,
     loaded = _load(journal, fs) if fs.exists(path_for(journal)) else None
     if loaded is None:
         if not digest:
-            return reader_replay(journal, fs)
+            return _replay_all(journal, fs)
         import hashlib
 
-        return reader_replay(journal, fs, hashlib.sha256())
+        return _replay_all(journal, fs, hashlib.sha256())
     folder, offset, lines, newest, newer, covered = loaded
     reader = Reader(journal, fs, start=offset, first_line=lines + 1,
                     digest=covered if digest else None)
@@ -202,7 +203,39 @@ def replay_anew(journal: str, fs: FileSystem = REAL, *,
                 digest: bool = False) -> tuple[Fold, ReadReport]:
     """A full replay, checkpoint or not."""
     if not digest:
-        return reader_replay(journal, fs)
+        return _replay_all(journal, fs)
     import hashlib
 
-    return reader_replay(journal, fs, hashlib.sha256())
+    return _replay_all(journal, fs, hashlib.sha256())
+
+
+def _replay_all(path: str, fs: FileSystem = REAL,
+                digest: Any = None) -> tuple[Fold, ReadReport]:
+    """Fold the journal at `path` in (ts, id) order, streaming; `digest` (a hashlib object,
+    if given) takes every byte read, and comes back in the report (see `ReadReport`).
+
+    A journal is already in that order unless sessions that ran at the same time were merged
+    into it; then it is a few ordered runs, and those are merged lazily, one event per run
+    in memory at a time (the one case that reads the journal more than once).
+    """
+    fold = Fold()
+    reader = Reader(path, fs, digest=digest.copy() if digest is not None else None)
+    reader.on_heartbeat = fold.beat
+    try:
+        for event in reader.events():
+            fold.feed(event)
+        return fold, reader.report()
+    except OutOfOrder:
+        pass
+    # The rare case: find where each ordered run starts, then merge the runs.
+    reader = Reader(path, fs, digest=digest)
+    for _ in reader.events():
+        pass
+    report = reader.report()
+    bounds = [*reader.run_starts, (report.good_size, -1)]
+    ordered_runs = [Reader(path, fs, start, end, line).events()
+                    for (start, line), (end, _) in itertools.pairwise(bounds)]
+    fold = Fold()
+    for event in heapq.merge(*ordered_runs, key=sort_key):
+        fold.feed(event)
+    return fold, report

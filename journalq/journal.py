@@ -42,7 +42,6 @@ from journalq.lock import (
     write_holder,
 )
 from journalq.reader import ReadReport, check_journal
-from journalq.reader import replay as reader_replay
 from journalq.timestamps import format_ts, parse_ts_micros
 
 _SKEW_MICROS = 1_000_000
@@ -82,7 +81,7 @@ class Writer:
         self._holder: Holder | None = None
 
     @classmethod
-    def open(cls, path: str, *, session: str, command: str, replay: Replay = reader_replay,
+    def open(cls, path: str, *, session: str, command: str, replay: Replay,
              fs: FileSystem = REAL, clock: Callable[[], int] = now_micros) -> Writer:
         """Lock the journal, read it whole, and get ready to append.
 
@@ -249,6 +248,12 @@ class Writer:
                 f"cannot append to {self.path}: {reason} (disk full or file size limit?); "
                 "the partial line was removed. Free space, then rerun"
             )
+        # Counted as written before the fsync: a Ctrl-C during it must not leave the line in
+        # the file but not in our size (the next append would then be misplaced by a mark).
+        self._size += len(line)
+        self.lines += line.count(b"\n")
+        if self._digest is not None:
+            self._digest.update(line)
         try:
             self.fs.fsync(self._fd)
         except OSError as exc:
@@ -258,10 +263,6 @@ class Writer:
                             "journalq will not write again in this process. Check the disk "
                             "(dmesg), then run `journalq status`")
             raise JournalError(self._broken) from None
-        self._size += len(line)
-        if self._digest is not None:
-            self._digest.update(line)
-        self.lines += line.count(b"\n")
 
     def _cut_back(self) -> None:
         assert self._fd is not None
@@ -271,6 +272,16 @@ class Writer:
         except OSError as exc:
             self._broken = (f"{self.path}: could not remove a partial line after a failed "
                             f"write ({exc.strerror}); run `journalq repair --state {self.path}`")
+
+    def written_since(self, size: int) -> bool:
+        """Whether the file holds more than `size` bytes now (an append that was interrupted
+        may have reached the file before it returned)."""
+        if self._fd is None:
+            return False
+        try:
+            return self.fs.size(self._fd) > size
+        except OSError:
+            return False
 
     @property
     def size(self) -> int:

@@ -14,8 +14,6 @@ events folded in `(ts, id)` order, streaming.
 
 from __future__ import annotations
 
-import heapq
-import itertools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -26,12 +24,11 @@ from journalq import events as ev
 from journalq.codec import TORN, decode_value, parse_line
 from journalq.codec import decode_line as decode_line  # re-exported: journal, repair
 from journalq.errors import JournalError
-from journalq.fold import Fold, OutOfOrder, sort_key
 from journalq.fs import REAL, FileSystem
 from journalq.identify import NotAJournal, check_journal, not_a_journal, plausible_start
 
 __all__ = ["BadLine", "NotAJournal", "ReadReport", "Reader", "check_journal", "decode_line",
-           "replay", "split_lines", "tail_warning"]
+           "split_lines", "tail_warning"]
 
 
 @attrs.frozen
@@ -202,38 +199,6 @@ def split_lines(fs: FileSystem, path: str, start: int, end: int | None,
 
 
 TORN_REASON = str(TORN)  # why a final line without its newline is no event
-
-
-def replay(path: str, fs: FileSystem = REAL,
-           digest: Any = None) -> tuple[Fold, ReadReport]:
-    """Fold the journal at `path` in (ts, id) order, streaming; `digest` (a hashlib object,
-    if given) takes every byte read, and comes back in the report (see `ReadReport`).
-
-    A journal is already in that order unless sessions that ran at the same time were merged
-    into it; then it is a few ordered runs, and those are merged lazily, one event per run
-    in memory at a time (the one case that reads the journal more than once).
-    """
-    fold = Fold()
-    reader = Reader(path, fs, digest=digest.copy() if digest is not None else None)
-    reader.on_heartbeat = fold.beat
-    try:
-        for event in reader.events():
-            fold.feed(event)
-        return fold, reader.report()
-    except OutOfOrder:
-        pass
-    # The rare case: find where each ordered run starts, then merge the runs.
-    reader = Reader(path, fs, digest=digest)
-    for _ in reader.events():
-        pass
-    report = reader.report()
-    bounds = [*reader.run_starts, (report.good_size, -1)]
-    ordered_runs = [Reader(path, fs, start, end, line).events()
-                    for (start, line), (end, _) in itertools.pairwise(bounds)]
-    fold = Fold()
-    for event in heapq.merge(*ordered_runs, key=sort_key):
-        fold.feed(event)
-    return fold, report
 
 
 def tail_warning(report: ReadReport) -> str | None:

@@ -14,15 +14,14 @@ import os
 import platform
 import secrets
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from journalq import checkpoint, host
 from journalq import events as ev
-from journalq.errors import JournalError, JournalqError, UsageError, interrupt_code
+from journalq.errors import JournalError, UsageError
 from journalq.journal import Writer
 from journalq.lock import LeftRunning
-from journalq.opened import Opened
 from journalq.reader import tail_warning
 from journalq.state import Queue
 from journalq.version import VERSION
@@ -55,15 +54,15 @@ class Session:
         self.exit_reason = "completed"
 
     @classmethod
-    def open(cls, opened: Opened, command: str) -> Session:
+    def open(cls, path: str, command: str, *, fs: FileSystem, clock: Callable[[], int],
+             warn: Callable[[str], None]) -> Session:
         """Lock and read the journal; warn about a torn tail that was moved aside."""
-        writer = Writer.open(opened.path, session=new_session_id(), command=command,
-                             fs=opened.fs, clock=opened.clock.micros,
+        writer = Writer.open(path, session=new_session_id(), command=command, fs=fs,
+                             clock=clock,
                              replay=functools.partial(checkpoint.replay, digest=True))
         warning = tail_warning(writer.report)
         if warning and writer.tail_moved_to:
-            opened.console.warn(f"{warning.split('; most likely')[0]}; moved them to "
-                                f"{writer.tail_moved_to}")
+            warn(f"{warning.split('; most likely')[0]}; moved them to {writer.tail_moved_to}")
         return cls(writer, command)
 
     @property
@@ -111,14 +110,21 @@ class Session:
         was started by) is kept with its odd bytes escaped, `\\xe9`, not refused.
         """
         if not self.started:
-            self._writer.append(ev.SessionStarted(
-                command=self.command, host=host.hostname(), boot_id=host.boot_id(),
-                pid=os.getpid(), pid_start=host.process_start(os.getpid()) or 0,
-                argv=tuple(os.fsencode(word).decode(errors="backslashreplace")
-                           for word in sys.argv),
-                journalq_version=VERSION, python_version=platform.python_version(),
-                **self._described,
-            ))
+            before = self._writer.size
+            try:
+                self._writer.append(ev.SessionStarted(
+                    command=self.command, host=host.hostname(), boot_id=host.boot_id(),
+                    pid=os.getpid(), pid_start=host.process_start(os.getpid()) or 0,
+                    argv=tuple(os.fsencode(word).decode(errors="backslashreplace")
+                               for word in sys.argv),
+                    journalq_version=VERSION, python_version=platform.python_version(),
+                    **self._described,
+                ))
+            except BaseException:
+                # Interrupted (Ctrl-C) after its line reached the file: it is started, and
+                # its end must be recorded; a line that never got there: it is not.
+                self.started = self._writer.written_since(before)
+                raise
             self.started = True
 
     @property
@@ -200,58 +206,3 @@ class Session:
         error with another."""
         with contextlib.suppress(JournalError):
             self.end(exit_code, reason)
-
-
-@contextlib.contextmanager
-def writing(opened: Opened, command: str) -> Iterator[Session]:
-    """A session on the journal that records how the command ended.
-
-    With a sync folder, its copies are merged in first, and the journal is copied back out
-    at the end, whatever happened in between.
-    """
-    if opened.sync is not None:
-        from journalq.sync import check_folder
-
-        check_folder(opened.sync.folder, opened.fs)  # before the journal is touched
-    session = Session.open(opened, command)
-    mirror = None
-    try:
-        if opened.sync is not None:
-            mirror = session.mirror = _mirror(opened, session)
-            mirror.create_folder()
-            merged = session.merge()
-            if merged:
-                opened.console.err(f"merged {merged} event(s) from {mirror.sync_dir}")
-        yield session
-        if session.started:
-            # Our copy then holds what the others finished too.
-            session.merge(when_due=True, lenient=True)
-    except JournalqError as exc:
-        session.abort(exc.exit_code)
-        raise
-    except KeyboardInterrupt as exc:  # Ctrl-C or a hangup: the operator's call, no error
-        session.abort(interrupt_code(exc), "interrupted")
-        raise
-    except BaseException:
-        session.abort(1)
-        raise
-    else:
-        session.end(session.exit_code, session.exit_reason)
-    finally:
-        # A session that only merged has nothing the folder lacks: no copy, no clutter.
-        if mirror is not None and session.started:
-            session.push(final=True)
-            mirror.compact(session.queue())
-
-
-def _mirror(opened: Opened, session: Session) -> Mirror:
-    """The session's mirror, for the queue the config or the journal names."""
-    from journalq.sync import Mirror
-
-    assert opened.sync is not None
-    name = opened.config.queue if opened.config else session.queue().name
-    if name is None:
-        raise UsageError(f"{session.path} names no queue yet; pass --config so journalq "
-                         "knows which copies in the sync folder are this queue's")
-    return Mirror(opened.sync.folder, name, session.id, opened.sync.every_seconds,
-                  opened.console.warn, opened.fs, opened.clock.monotonic)

@@ -28,7 +28,7 @@ from faultfs import FATES, Crash, FaultyFs
 from test_fold import BASE
 from test_journal import ticking
 
-from journalq import codec, fold, host, policy, reader
+from journalq import checkpoint, codec, fold, host, policy
 from journalq import events as ev
 from journalq.card import read_card, write_card
 from journalq.fs import REAL, FileSystem
@@ -74,7 +74,8 @@ def scripted_session(fs: FileSystem, progress: Progress) -> None:
     """`run` in miniature: a new journal (session, queue, three jobs), then each job's
     start, heartbeat, run card and finish, and a copy to the sync folder after each job
     and at the end."""
-    writer = Writer.open(JOURNAL, session=SESSION, command="run", fs=fs, clock=ticking())
+    writer = Writer.open(JOURNAL, session=SESSION, command="run", fs=fs, clock=ticking(),
+                         replay=checkpoint.replay)
     try:
         session = Session(writer, "run")
         session.mirror = Mirror(DRIVE, "q", SESSION, 3600, warn=_no_warning, fs=fs,
@@ -122,6 +123,7 @@ def recover(fs: FileSystem = REAL, session_id: str = "2ec0e0000001") -> tuple[st
     was one, and how many events were appended. Every recovery's clock starts at the same
     instant, as a clock that went back would (a saved tail is never overwritten)."""
     writer = Writer.open(JOURNAL, session=session_id, command="recover", fs=fs,
+                         replay=checkpoint.replay,
                          clock=ticking(BASE + 10**9))
     appended = 0
     try:
@@ -175,7 +177,7 @@ def check_recovery(reference: list[ev.Event], progress: Progress, rng: random.Ra
     tail = data[good:]
     # No partial line is folded: the journal's state is the fold of its whole lines.
     if data:
-        assert fold.replay(found) == reader.replay(JOURNAL)[0].queue(), what
+        assert fold.replay(found) == checkpoint.replay_anew(JOURNAL)[0].queue(), what
 
     moved_to, appended = recover()
 
@@ -209,7 +211,7 @@ def check_recovery(reference: list[ev.Event], progress: Progress, rng: random.Ra
     rng.shuffle(shuffled)
     assert queue == fold.replay(shuffled), what
     Path("shuffled.jsonl").write_bytes(b"".join(map(codec.encode, shuffled)))
-    assert queue == reader.replay("shuffled.jsonl")[0].queue(), what
+    assert queue == checkpoint.replay_anew("shuffled.jsonl")[0].queue(), what
 
     # A sync copy is whole and never holds an event the recovered journal lacks.
     for parts in CopyReader(DRIVE, "q", _no_warning).segments().values():
@@ -324,7 +326,7 @@ def test_a_crash_while_a_torn_tail_is_moved_aside_loses_neither_events_nor_the_t
                     # append, torn by the power loss.
                     asides = [p.read_bytes() for p in Path("state").glob("q.jsonl.torn-*")]
                     assert tail in asides, f"{name} at {point}"
-                    assert 0 == reader.replay(JOURNAL)[1].tail_size
+                    assert 0 == checkpoint.replay_anew(JOURNAL)[1].tail_size
                 points += 1
     assert points >= 2 * len(TAILS) * 10
     reliability.count(reliability.CRASH_POINTS, points,

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reliability import FUZZ_CASES as CASES  # the figures table adds the cases up
 
-from journalq import cli, codec, config, journal, reader, timestamps
+from journalq import checkpoint, cli, codec, config, journal, reader, timestamps
 from journalq import events as ev
 from journalq.errors import EXIT_JOURNAL, EXIT_OK, ConfigError, JournalError, JournalqError
 
@@ -438,7 +438,7 @@ def check_journal(path: Path, data: bytes, as_json: bool) -> None:
     and a refusing writer leaves the bytes as they were."""
     path.write_bytes(data)
     try:
-        _, report = reader.replay(str(path))
+        _, report = checkpoint.replay_anew(str(path))
         refused: JournalError | None = None
     except JournalError as exc:
         refused = exc
@@ -465,7 +465,8 @@ def check_journal(path: Path, data: bytes, as_json: bool) -> None:
             json.loads(out)
 
     try:
-        writer = journal.Writer.open(str(path), session="fuzz", command="fuzz")
+        writer = journal.Writer.open(str(path), session="fuzz", command="fuzz",
+                                     replay=checkpoint.replay)
     except JournalqError as exc:
         assert data == path.read_bytes()
         assert one_line(exc.message), exc.message

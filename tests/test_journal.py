@@ -31,7 +31,7 @@ from test_fold import (
     started,
 )
 
-from journalq import codec, fold, journal, lock, reader
+from journalq import checkpoint, codec, fold, journal, lock, reader
 from journalq import events as ev
 from journalq.codec import UnknownEvent
 from journalq.errors import BusyError, JournalError
@@ -52,6 +52,7 @@ def ticking(start: int = BASE, step: int = 1000) -> Callable[[], int]:
 def open_writer(path: Path, *, session: str = SESSION, fs: FileSystem = REAL,
                 clock: Callable[[], int] | None = None) -> Writer:
     return Writer.open(str(path), session=session, command="test", fs=fs,
+                       replay=checkpoint.replay,
                        clock=clock or ticking())
 
 
@@ -68,7 +69,7 @@ def small_journal(path: Path) -> list[ev.Event]:
 
 
 def replay(path: Path) -> tuple[Queue, reader.ReadReport]:
-    folder, report = reader.replay(str(path))
+    folder, report = checkpoint.replay_anew(str(path))
     return folder.queue(), report
 
 
@@ -158,7 +159,7 @@ def test_a_complete_bad_line_at_the_end_is_corruption(tmp_path: Path, tail: byte
     path.write_bytes(whole + tail)
 
     with pytest.raises(JournalError) as read_error:
-        reader.replay(str(path))
+        checkpoint.replay_anew(str(path))
     with pytest.raises(JournalError) as write_error:
         open_writer(path)
 
@@ -205,7 +206,7 @@ def test_corrupt_middle_line_is_refused_naming_line_and_byte(tmp_path: Path,
     offset = len(lines[0]) + len(lines[1])
 
     with pytest.raises(JournalError) as read_error:
-        reader.replay(str(path))
+        checkpoint.replay_anew(str(path))
     for _ in range(2):  # the second try shows the first released the lock
         with pytest.raises(JournalError) as write_error:
             open_writer(path)
@@ -228,7 +229,7 @@ def test_corrupt_line_number_counts_every_line(tmp_path: Path) -> None:
     path.write_bytes(b"".join(lines))
 
     with pytest.raises(JournalError, match=rf"^{re.escape(str(path))}:{len(lines) - 1} "):
-        reader.replay(str(path))
+        checkpoint.replay_anew(str(path))
 
 
 # ---- one writer per journal --------------------------------------------------------------------
@@ -236,7 +237,8 @@ def test_corrupt_line_number_counts_every_line(tmp_path: Path) -> None:
 HOLDER = """
 import sys
 from journalq.journal import Writer
-writer = Writer.open(sys.argv[1], session="401de4000000", command="hold")
+from journalq import checkpoint
+writer = Writer.open(sys.argv[1], session="401de4000000", command="hold", replay=checkpoint.replay)
 print("holding", flush=True)
 sys.stdin.read()
 """
@@ -325,9 +327,10 @@ import json, os, resource, sys
 from journalq import events as ev
 from journalq.errors import JournalError
 from journalq.journal import Writer
+from journalq import checkpoint
 
 path, room = sys.argv[1], int(sys.argv[2])
-writer = Writer.open(path, session="f512e0000000", command="test")
+writer = Writer.open(path, session="f512e0000000", command="test", replay=checkpoint.replay)
 hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
 resource.setrlimit(resource.RLIMIT_FSIZE, (os.path.getsize(path) + room, hard))
 results = []
@@ -675,6 +678,6 @@ def test_a_heartbeat_with_a_non_integer_version_is_a_bad_line_on_every_path(
                      line_of(attrs.evolve(events[-1], id=f"{SESSION}:91")))
 
     with pytest.raises(journal.JournalError, match=r"q\.jsonl:\d+ \(byte \d+\): corrupt"):
-        reader.replay(str(path))
+        checkpoint.replay_anew(str(path))
     assert isinstance(reader.decode_line(beat.replace(b'"v":1,', b'"v":' + version + b",")
                                           .rstrip(b"\n")), str)

@@ -24,7 +24,7 @@ import pytest
 import reliability
 from test_run_support import SmallQueue
 
-from journalq import reader
+from journalq import checkpoint
 from journalq.reader import Reader
 from journalq.state import Status
 
@@ -62,7 +62,7 @@ def all_done(path: Path) -> bool:
     """Whether every job of the journal is done (read without writing)."""
     if not path.exists():
         return False
-    queue = reader.replay(str(path))[0].queue()
+    queue = checkpoint.replay_anew(str(path))[0].queue()
     return len(JOBS) == len(queue.by_status(Status.DONE))
 
 
@@ -170,7 +170,7 @@ def test_sigkill_at_random_moments_loses_nothing(project: Path) -> None:
     seconds = time.monotonic() - began
 
     assert {"done": len(JOBS)} == {k: v for k, v in state["counts"].items() if v}
-    assert 0 == reader.replay(str(queue.journal))[1].tail_size
+    assert 0 == checkpoint.replay_anew(str(queue.journal))[1].tail_size
     asides = [p.read_bytes() for p in queue.journal.parent.glob("*.torn-*")]
     assert all(any(tail in aside for aside in asides) for tail in injected), (
         f"seed {seed}: a torn tail was cut off without being kept")

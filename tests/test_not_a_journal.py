@@ -229,8 +229,9 @@ def test_the_check_runs_before_python_opens_the_fifo(queue_project: Path) -> Non
     (the library path, not only the command line)."""
     fifo = special_files(queue_project)["fifo"]
     code = ("import sys\nfrom journalq.journal import Writer\nfrom journalq.errors import "
-            "JournalError\ntry:\n    Writer.open(sys.argv[1], session='5e5510000001', "
-            "command='t')\nexcept JournalError as e:\n    print(e.message)\n")
+            "JournalError\nfrom journalq.checkpoint import replay\ntry:\n    Writer.open("
+            "sys.argv[1], session='5e5510000001', command='t', replay=replay)\nexcept "
+            "JournalError as e:\n    print(e.message)\n")
     done = subprocess.run([sys.executable, "-c", code, str(fifo)], capture_output=True,
                           text=True, timeout=10)
     assert "is a fifo" in done.stdout, done.stdout + done.stderr

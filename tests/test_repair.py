@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from journalq import cli, lock, reader
+from journalq import checkpoint, cli, lock
 from journalq.errors import EXIT_BUSY, EXIT_JOURNAL, EXIT_OK, JournalError
 from journalq.fs import CHUNK, REAL
 from journalq.repair import repair
@@ -88,7 +88,7 @@ def test_default_repair_truncates_at_the_first_bad_line(
     assert f"{journal_path}:7 " in out[1]
     assert "kept 3 valid events, dropped 4 valid events and 2 bad lines" in out[2]
     assert f"original is kept, byte for byte, in {journal_path.parent / backup}" in out[3]
-    _, report = reader.replay(str(journal_path))
+    _, report = checkpoint.replay_anew(str(journal_path))
     assert (3, 0) == (report.lines, report.tail_size)
 
 
@@ -105,7 +105,7 @@ def test_salvage_drops_only_the_bad_lines(
     assert expected == lines(journal_path)
     assert "blank or NUL-filled line" in out[0]
     assert "kept 7 valid events, dropped 0 valid events and 2 bad lines" in out[2]
-    _, report = reader.replay(str(journal_path))
+    _, report = checkpoint.replay_anew(str(journal_path))
     assert 7 == report.lines
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from conftest import REPO, WORKER, events, journalq, spawn
-from journalq import clock, reader, sync, timestamps
+from journalq import checkpoint, clock, sync, timestamps
 from journalq import copies as copies_
 from journalq.errors import EXIT_BUSY, EXIT_JOURNAL
 from journalq.fold import replay
@@ -289,7 +289,7 @@ def test_a_second_runtime_finishes_the_batch_from_the_sync_folder_alone(colab: C
     assert 2 == len(in_drive)
     forward, backward = fold(in_drive), fold(in_drive[::-1])
     assert forward == backward
-    assert reader.replay(str(b.journal))[0].queue() == forward
+    assert checkpoint.replay_anew(str(b.journal))[0].queue() == forward
 
 
 def test_a_runner_heard_from_recently_blocks_a_second_runtime(colab: Colab) -> None:

@@ -21,8 +21,9 @@ from journalq.render import Console
 from journalq.runner import Interrupts
 from journalq.scheduler import Scheduler
 from journalq.selection import Selection, parse_shard, selected
-from journalq.session import Session, writing
+from journalq.session import Session
 from journalq.state import Status
+from journalq.writing import writing
 
 TRUST_CONFIG = "config"
 TRUST_JOURNAL = "journal"

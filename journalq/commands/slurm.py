@@ -24,8 +24,9 @@ from journalq.card import read_card
 from journalq.errors import EXIT_OK, EXIT_USAGE, JournalqError, UsageError
 from journalq.opened import Opened
 from journalq.selection import Selection, selected
-from journalq.session import Session, writing
+from journalq.session import Session
 from journalq.state import Queue, Status
+from journalq.writing import writing
 
 # Slurm's default MaxArraySize is 1001 (task ids 0-1000); sites may raise or lower it.
 DEFAULT_MAX_ARRAY = 1001
