@@ -10,7 +10,8 @@ from collections.abc import Sequence
 import attrs
 
 from journalq import gitinfo, policy, slots
-from journalq.batch import Batch, Plan
+from journalq.batch import Batch
+from journalq.batchplan import Plan
 from journalq.config import Config
 from journalq.echo import Echo, console_on, terminal_for
 from journalq.errors import DecisionNeeded, UsageError
