@@ -173,7 +173,7 @@ class QueueWatch:
 
     def _merged(self) -> Queue:
         """The local fold and the copies together, the local fold left untouched."""
-        from journalq.sync import CopyReader, merged_queue
+        from journalq.copyreader import CopyReader, merged_queue
 
         sync = self._opened.sync
         assert sync is not None

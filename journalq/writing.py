@@ -24,7 +24,7 @@ def writing(opened: Opened, command: str) -> Iterator[Session]:
     at the end, whatever happened in between.
     """
     if opened.sync is not None:
-        from journalq.sync import check_folder
+        from journalq.copyreader import check_folder
 
         check_folder(opened.sync.folder, opened.fs)  # before the journal is touched
     session = Session.open(opened.path, command, fs=opened.fs, clock=opened.clock.micros,

@@ -31,12 +31,13 @@ from test_journal import ticking
 from journalq import checkpoint, codec, fold, host, policy
 from journalq import events as ev
 from journalq.card import read_card, write_card
+from journalq.copyreader import CopyReader
 from journalq.fs import REAL, FileSystem
 from journalq.journal import Writer
 from journalq.reader import Reader
 from journalq.session import Session
 from journalq.state import JobSpec, Status
-from journalq.sync import CopyReader, Mirror
+from journalq.sync import Mirror
 
 # Long crash, fault and multi-runtime scenarios: `pytest -m "not slow"` skips them.
 pytestmark = pytest.mark.slow

@@ -19,7 +19,7 @@ CORE = {"events", "outcomes", "codec", "strict", "state", "attempts", "transitio
 SHELL = {"journal", "reader", "reading", "lock", "fs", "host", "clock", "sync",
          "runner", "batch", "echo", "attempt", "scheduler", "reaper", "jobfiles", "progress",
          "failpoint", "commands", "opened", "slots", "gitinfo", "statusview", "identify",
-         "version", "writing", "grammar", "chooser", "batchplan",
+         "version", "writing", "grammar", "chooser", "batchplan", "copyreader",
          "recovery", "checkpoint", "cli", "session", "card", "render", "repair", "__init__",
          "__main__", "watch", "tabular", "results", "api", "runners_view"}
 # What the core may import besides itself: computation only. No os, time, socket, pathlib,

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from conftest import REPO, WORKER, events, journalq, spawn
-from journalq import checkpoint, clock, sync, timestamps
+from journalq import checkpoint, clock, copyreader, timestamps
 from journalq import copies as copies_
 from journalq.errors import EXIT_BUSY, EXIT_JOURNAL
 from journalq.fold import replay
@@ -88,7 +88,7 @@ def entries(path: Path) -> list[copies_.Entry]:
 def merged(paths: list[Path]) -> list[copies_.Entry]:
     """The union of the copies' events, as `pull` would append them."""
     every = [entry for path in paths for entry in entries(path)]
-    sync.refuse_conflicts(copies_.conflicts(every))
+    copyreader.refuse_conflicts(copies_.conflicts(every))
     return copies_.extend({}, every)
 
 
@@ -497,7 +497,7 @@ def test_one_event_id_with_two_contents_is_an_error_naming_both_files(colab: Col
     forged.write_bytes(b"\n".join(lines))
     local_before = x.journal.read_bytes()
 
-    with pytest.raises(sync.SyncError) as caught:
+    with pytest.raises(copyreader.SyncError) as caught:
         merged([original, forged])
     shown = y.command("status", "--config", CONFIG, "--sync-dir", str(colab.drive))
     pulled = x.command("sync", "--config", CONFIG, "--sync-dir", str(colab.drive))

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from journalq import codec, copies, sync
+from journalq import codec, copies, copyreader
 from journalq import events as ev
 from journalq.copies import Entry
 from journalq.fold import replay
@@ -113,7 +113,7 @@ def merge(*journals: Journal) -> list[Entry]:
     """The union of the copies, in (ts, id) order, as `pull` makes it (SyncError if two
     copies disagree about an event)."""
     every = [entry for journal in journals for entry in entries(journal)]
-    sync.refuse_conflicts(copies.conflicts(every))
+    copyreader.refuse_conflicts(copies.conflicts(every))
     return copies.extend({}, every)
 
 
@@ -217,7 +217,7 @@ def test_one_id_with_two_contents_never_merges(
     forged = b[0], tuple(tamper(line) if line_id(line) == target else line for line in b[1])
 
     for pair in ((a, forged), (forged, a)):
-        with pytest.raises(sync.SyncError) as caught:
+        with pytest.raises(copyreader.SyncError) as caught:
             merge(*pair)
         assert f"event {target} differs between" in caught.value.message
         assert a[0] in caught.value.message
