@@ -42,8 +42,10 @@ class Running:
     """A spawned attempt, watched until it exits and is reaped."""
 
     def __init__(self, *, job: str, number: int, slot: int, timing: Timing, log_fd: int,
-                 echo: Callable[[bytes], None] | None, warn: Callable[[str], None]) -> None:
+                 echo: Callable[[bytes], None] | None, warn: Callable[[str], None],
+                 log_path: str = "") -> None:
         self.job = job
+        self.log_path = log_path
         self.number = number
         self.slot = slot
         self.timing = timing
@@ -114,8 +116,8 @@ class Running:
                 # A full disk must not kill the job (the journal records its outcome), but
                 # a log with a hole in it must not pass for a whole one: say so, once.
                 self._log_failed = True
-                self._warn(f"cannot write the log of {self.job} attempt {self.number} "
-                           f"({errno.errorcode.get(exc.errno or 0, 'error')}: "
+                self._warn(f"cannot write {self.log_path or 'the log'} of {self.job} attempt "
+                           f"{self.number} ({errno.errorcode.get(exc.errno or 0, 'error')}: "
                            f"{exc.strerror}); its output from here on is not in the log")
 
     def pump(self) -> None:

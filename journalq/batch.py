@@ -1,212 +1,278 @@
-"""The batch: run pending jobs one at a time until none is left or the operator stops us.
+"""The batch: which job a free slot takes next, and how each attempt is recorded.
 
 Write-ahead: `job_started` is durable before the child exists, and the run card is on disk
 before `job_finished` is appended, so a crash at any point leaves enough to decide later
-whether the attempt finished.
+whether the attempt finished. The scheduler (`journalq.scheduler`) keeps the time; the
+batch decides and records, through the journal's one writer.
 """
 
 from __future__ import annotations
 
+import collections
 import os
-import signal
+from collections.abc import Callable
 
-from journalq import __version__, host, policy, render
+import attrs
+
+from journalq import __version__, host, policy, reaper, render, runners
 from journalq import events as ev
+from journalq.attempt import Running, Timing
 from journalq.card import card_path, read_card, write_card
 from journalq.clock import Clock
 from journalq.config import Config
-from journalq.errors import (
-    EXIT_DECISION,
-    EXIT_JOBS_FAILED,
-    EXIT_OK,
-    EXIT_SIGHUP,
-    EXIT_SIGINT,
-    EXIT_SIGTERM,
-    BusyError,
-    JournalError,
-)
+from journalq.echo import Echo
+from journalq.errors import JournalError
 from journalq.failpoint import failpoint
 from journalq.fold import Fold
+from journalq.gitinfo import Revision
 from journalq.jobfiles import JobFiles
+from journalq.outcomes import FinishReason, Outcome
 from journalq.progress import Progress
-from journalq.reaper import TAG_VARIABLE, attempt_tag
 from journalq.recovery import observe
 from journalq.render import Console
-from journalq.runner import Exit, Interrupts, LineEcho, Watch, child_env, log_text, opened_log
-from journalq.runner import run_attempt as spawn_and_watch
+from journalq.runner import Exit, Interrupts, child_env, log_text, open_log
+from journalq.selection import Selection
 from journalq.session import Session
+from journalq.slots import Slot
 from journalq.state import Job, Status
 
-_SIGNAL_EXIT: dict[int, int] = {
-    signal.SIGINT: EXIT_SIGINT, signal.SIGTERM: EXIT_SIGTERM, signal.SIGHUP: EXIT_SIGHUP,
-}
+
+@attrs.frozen
+class Plan:
+    """What one `run` may do: the jobs it selected, its slots, and its failure policy."""
+
+    runnable: frozenset[str]
+    selection: Selection
+    slots: tuple[Slot, ...]
+    halt_after: int | None = None
+    stale_seconds: float = 7200.0
+    declared_dead: frozenset[str] = frozenset()  # runner sessions --force said are gone
+    quiet: bool = False
 
 
 class Batch:
-    """One `run`: the jobs it may run, and how each attempt is recorded."""
+    """One `run`: the hooks the scheduler calls (see `scheduler.Hooks`)."""
 
-    def __init__(self, cfg: Config, session: Session, console: Console,
-                 interrupts: Interrupts, *, quiet: bool, runnable: set[str],
-                 clock: Clock, stale_seconds: float,
-                 declared_dead: frozenset[str] = frozenset()) -> None:
+    def __init__(self, cfg: Config, session: Session, console: Console, plan: Plan, *,
+                 interrupts: Interrupts, clock: Clock,
+                 revision: Callable[[str], Revision | None] | None = None,
+                 echo: Echo | None = None) -> None:
         self.cfg = cfg
-        self.stale_seconds = stale_seconds
-        self.clock = clock
-        self.declared_dead = declared_dead  # runner sessions --force said are gone
         self.session = session
         self.console = console
+        self.plan = plan
         self.interrupts = interrupts
-        self.quiet = quiet
-        self.runnable = runnable
-        self.ran_elsewhere: list[str] = []
+        self.clock = clock
+        self.revision = revision
+        self.echo = echo
         self.base = os.getcwd()
         self.files = JobFiles(cfg, session.path, session.id)
-        self.progress = Progress(lambda: session.fold, console)
+        everything = plan.selection.everything
+        self.progress = Progress(lambda: session.fold, console, slots=len(plan.slots),
+                                 selected=None if everything else plan.runnable)
+        self.failures = 0  # failed attempts in this run, for halt_after_failures
+        self.halted = False
+        self.yielded: dict[str, runners.OtherRunner] = {}  # session -> the runner we left to
+        self.left: set[str] = set()  # jobs left to an earlier runner
+        self.settled_by_card: list[str] = []
+        self._order = [job for job in session.fold.job_ids() if job in plan.runnable]
+        self._cursor = 0
+        self._again: collections.deque[str] = collections.deque()  # pending again, first
+        self._logs: dict[tuple[str, int], int] = {}
+        self._live: dict[tuple[str, int], Running] = {}  # spawned, not yet finished
+        self._shared: dict[str, tuple[str, ...]] = {}  # other runner -> jobs we both chose
 
     @property
     def fold(self) -> Fold:
         """The live fold (a merge that sorts in older events replaces it: never keep it)."""
         return self.session.fold
 
-    def sync(self, *, boundary: bool) -> None:
-        """Copy the journal to the sync folder: at a boundary, or when it is due."""
-        self.session.push(boundary=boundary)
+    # ---- choosing -----------------------------------------------------------------------
 
-    def run_pending(self) -> None:
-        """Run pending jobs in queue order until none is left or we are interrupted.
-
-        One pass over the queue: a job that fails with attempts left is pending again and
-        runs again at once, so nothing earlier in the queue can become pending meanwhile.
-        """
-        for job_id in self.fold.job_ids():
-            while job_id in self.runnable and self.interrupts.received is None:
-                if self._yields():
-                    return
-                job = self.fold.job(job_id)
-                if job is None or job.status is not Status.PENDING or self._ran_elsewhere(job):
-                    break
-                self.run_one(job)
-                self.sync(boundary=True)
-            if self.interrupts.received is not None:
-                return
-
-    def _push_due(self) -> float | None:
-        mirror = self.session.mirror
-        return None if mirror is None else mirror.due()
-
-    def _yields(self) -> bool:
-        """Pull what is new in the sync folder, and whether another live runner of this
-        queue started before us: then we start nothing more (the check at start-up cannot
-        see a runner whose copy was still on its way through a lagging folder)."""
-        if self.session.mirror is None:
+    def may_start(self) -> bool:
+        """Not after a halt; and only after a look at the sync folder for other runners."""
+        if self.halted:
             return False
-        self.session.merge(when_due=True, lenient=True)
-        queue = self.session.queue()
-        seen = observe(queue, self.clock.utc_now(), self.stale_seconds)
-        here = frozenset(
-            info.id for info in queue.sessions.values()
-            if info.boot_id == seen.boot_id and info.id != self.session.id
-            and info.ended is None and host.is_alive(info.pid, info.pid_start))
-        self.yielded_to = policy.runner_to_yield_to(queue, self.session.id, seen, here,
-                                                    ignore=self.declared_dead)
-        return self.yielded_to is not None
-
-    yielded_to: policy.RemoteRunner | None = None
-
-    def _ran_elsewhere(self, job: Job) -> bool:
-        """Whether the job's out_dir holds a run card of an attempt this journal never saw:
-        another runtime ran it and its journal never arrived (Drive lost its copies). Rather
-        than run it twice and overwrite its card, journalq leaves it for the operator."""
-        card = read_card(job.spec.out_dir, self.session.fs)
-        if card is None or card.job != job.id:
-            return False
-        if any((a.session, a.number) == (card.session, card.attempt) for a in job.attempts):
-            return False
-        self.runnable.discard(job.id)
-        self.ran_elsewhere.append(job.id)
-        self.console.warn(
-            f"not running {job.id}: {card_path(job.spec.out_dir)} records attempt "
-            f"{card.attempt} of session {card.session} ({card.outcome}), which this journal "
-            "does not know: another runtime ran it. Put that runtime's journal copy in the "
-            "sync folder, or delete the card to run the job again"
-        )
+        self._look_around()
         return True
 
-    def run_one(self, job: Job) -> None:
-        """One attempt: write-ahead, spawn, watch, card, finish."""
-        # Past every number used: after two runtimes' histories merge, numbers can have gaps.
-        number = max((attempt.number for attempt in job.attempts), default=0) + 1
+    def _look_around(self) -> None:
+        """Pull what is new in the sync folder, and leave the jobs an earlier live runner
+        also selected to it (the check at start-up cannot see a runner whose copy was still
+        on its way through a lagging folder)."""
+        if self.session.mirror is not None:
+            self.session.merge(when_due=True, lenient=True)
+        queue = self.session.queue()
+        others = [info for info in queue.sessions.values()
+                  if info.command == "run" and not info.ended and info.id != self.session.id]
+        if not others:
+            return
+        seen = observe(queue, self.clock.utc_now(), self.plan.stale_seconds)
+        here = frozenset(info.id for info in others if info.boot_id == seen.boot_id
+                         and host.is_alive(info.pid, info.pid_start))
+        for other in runners.live_earlier(
+                queue, self.session.id, now=seen.now, stale_seconds=self.plan.stale_seconds,
+                boot_id=seen.boot_id, live_here=here, ignore=self.plan.declared_dead):
+            sid = other.info.id
+            if sid not in self._shared:
+                self._shared[sid] = runners.shared_jobs(list(queue.jobs), other.info,
+                                                        self.plan.runnable)
+            if self._shared[sid] and sid not in self.yielded:
+                self.yielded[sid] = other
+                self.left.update(self._shared[sid])
+
+    def _next_job(self) -> Job | None:
+        """The first pending job of the selection, in queue order (a job pending again
+        after a failure goes first), that no earlier runner took and no card settles."""
+        while True:
+            if self._again:
+                job_id = self._again.popleft()
+            elif self._cursor < len(self._order):
+                job_id = self._order[self._cursor]
+                self._cursor += 1
+            else:
+                return None
+            job = self.fold.job(job_id)
+            if job is None or job.status is not Status.PENDING or job_id in self.left:
+                continue
+            if self._settled_by_card(job):
+                continue
+            return job
+
+    def _settled_by_card(self, job: Job) -> bool:
+        """Settle the job from a run card of an attempt the journal never saw finish
+        (`policy.settle_from_card`) instead of running it twice and overwriting the card."""
+        card = read_card(job.spec.out_dir, self.session.fs)
+        event = policy.settle_from_card(job, card)
+        if event is None:
+            return False
+        assert card is not None
+        self.session.append(event)
+        self.settled_by_card.append(job.id)
+        self.console.warn(render.safe(
+            f"not running {job.id}: {card_path(job.spec.out_dir)} records attempt "
+            f"{card.attempt} of session {card.session} ({card.outcome}), which this "
+            f"journal never saw finish; settled {event.to} from the card"))
+        return event.to != Status.PENDING.value
+
+    # ---- one attempt ----------------------------------------------------------------------
+
+    def start(self, slot: Slot) -> Running | None:
+        """Record, then spawn, the next job in `slot`; None when none is left to start."""
+        job = self._next_job()
+        if job is None:
+            return None
+        number = policy.next_attempt_number(job)
         spec = job.spec
         out_dir = self.files.out_dir(job)
         log_path = self.files.log_path(job.id, number)
-        with opened_log(log_path) as log_fd:
+        log_fd = open_log(log_path)
+        several = len(self.plan.slots) > 1 or bool(slot.devices)
+        revision = self.revision(spec.cwd) if self.revision else None
+        try:
             started = self.session.append(ev.JobStarted(
                 job=job.id, attempt=number, host=host.hostname(), boot_id=host.boot_id(),
                 pid=os.getpid(), log=log_path, spec_sha256=spec.sha256,
+                slot=slot.index if several else None, devices=slot.devices or None,
+                commit=revision.commit if revision else None,
+                dirty=revision.dirty if revision else None,
             ))
-            running = self.fold.job(job.id)
-            if (running is None or running.status is not Status.RUNNING or running.last is None
-                    or (running.last.number, running.last.session) != (number, self.session.id)):
-                # Never spawn what the journal did not record as running: its finish would
-                # be thrown away, and the job run again and again.
-                raise JournalError(f"the journal did not take attempt {number} of job {job.id} "
-                                   "(see the anomalies in `journalq status`); not starting it")
-            self.sync(boundary=True)
-            self.progress.started(running)
-            log_text(log_fd, f"# journalq: job {job.id} attempt {number}\n"
-                             f"# command: {render.command_text(job)}\n# cwd: {spec.cwd}\n"
-                             f"# started: {started.ts}\n")
-            child: list[int] = []
-            failpoint("before-spawn", job.id)
-            result = spawn_and_watch(
-                spec, cwd=os.path.join(self.base, spec.cwd),
-                env=child_env(spec, {"JOURNALQ_JOB": job.id, "JOURNALQ_ATTEMPT": str(number),
-                                     "JOURNALQ_OUT_DIR": out_dir,
-                                     "JOURNALQ_QUEUE": self.cfg.queue,
-                                     TAG_VARIABLE: attempt_tag(self.session.id, job.id,
-                                                               number)}),
-                log_fd=log_fd,
-                watch=Watch(self.cfg.heartbeat_seconds, spec.timeout, self.cfg.grace_seconds,
-                            due=self._push_due, on_due=lambda: self.sync(boundary=True)),
-                interrupts=self.interrupts,
-                on_spawn=lambda pid: self._spawned(job.id, pid, child),
-                on_heartbeat=lambda: self._heartbeat(job.id, number, child),
-                echo=None if self.quiet else LineEcho(f"{job.id} | ", self.console.echo),
-            )
-            log_text(log_fd, f"# exit: {_exit_text(result)} after "
-                             f"{render.duration(result.duration)}\n")
-        # The lock file still names this job's (now finished) process group: harmless, as a
-        # later runner stops a group only if it still has members, and this one has none.
-        failpoint("after-exit", job.id)
-        self._record(job, number, result, out_dir, started.ts)
-        failpoint("after-finish", job.id)
+            self._check_recorded(job.id, number)
+        except BaseException:
+            os.close(log_fd)
+            raise
+        self._logs[(job.id, number)] = log_fd
+        self.session.push(boundary=True)
+        running = self.fold.job(job.id)
+        assert running is not None
+        self.progress.started(running, slot)
+        log_text(log_fd, f"# journalq: job {job.id} attempt {number}\n"
+                         f"# command: {render.command_text(job)}\n# cwd: {spec.cwd}\n"
+                         f"# started: {started.ts}\n")
+        failpoint("before-spawn", job.id)
+        attempt = Running(job=job.id, number=number, slot=slot.index, log_path=log_path,
+                          timing=Timing(self.cfg.heartbeat_seconds, spec.timeout,
+                                        self.cfg.grace_seconds),
+                          log_fd=log_fd, warn=self.console.warn,
+                          echo=self.echo.for_job(job.id) if self.echo else None)
+        env = {"JOURNALQ_JOB": job.id, "JOURNALQ_ATTEMPT": str(number),
+               "JOURNALQ_OUT_DIR": out_dir, "JOURNALQ_QUEUE": self.cfg.queue,
+               "JOURNALQ_SLOT": str(slot.index),
+               reaper.TAG_VARIABLE: reaper.attempt_tag(self.session.id, job.id, number)}
+        if slot.devices:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(slot.devices)
+        failed = attempt.spawn(spec, cwd=os.path.join(self.base, spec.cwd),
+                               env=child_env(spec, env))
+        if failed is not None:
+            self.finished(attempt, failed)
+            return attempt
+        self._live[(job.id, number)] = attempt
+        self._note_children()
+        return attempt
 
-    def _spawned(self, job_id: str, pid: int, child: list[int]) -> None:
-        child.append(pid)
-        self.session.record_child(job_id, pid, host.process_start(pid))
+    def _check_recorded(self, job_id: str, number: int) -> None:
+        """Never spawn what the journal did not record as running: its finish would be
+        thrown away, and the job run again and again."""
+        running = self.fold.job(job_id)
+        if (running is None or running.status is not Status.RUNNING or running.last is None
+                or (running.last.number, running.last.session) != (number, self.session.id)):
+            raise JournalError(f"the journal did not take attempt {number} of job {job_id} "
+                               "(see the anomalies in `journalq status`); not starting it")
 
-    def _heartbeat(self, job_id: str, attempt: int, child: list[int]) -> None:
-        self.session.append(ev.Heartbeat(job=job_id, attempt=attempt,
-                                         child_pid=child[0] if child else None))
-        self.sync(boundary=False)
+    def _note_children(self) -> None:
+        """The lock file names every process group this runner runs, so that the next
+        writer can stop them if this runner is killed (the kernel stops no child then)."""
+        self.session.record_children([
+            (running.job, running.pid, host.process_start(running.pid) or 0)
+            for running in self._live.values()])
 
-    def _record(self, job: Job, number: int, result: Exit, out_dir: str,
-                started_ts: str) -> None:
-        if result.reason == "interrupted":
-            signum = result.interrupted_by or signal.SIGTERM
-            self.session.append(ev.JobInterrupted(job=job.id, attempt=number, signal=signum))
-            self.console.err(f"interrupted {job.id} (attempt {number}); it is pending again")
-            return
-        outcome = ev.DONE if result.succeeded else ev.FAILED
+
+    def heartbeat(self, running: list[Running]) -> None:
+        """One line per attempt, one append (and fsync) for all of them."""
+        self.session.append_many([
+            ev.Heartbeat(job=r.job, attempt=r.number, child_pid=r.pid) for r in running])
+        self.session.push()
+
+    def finished(self, running: Running, result: Exit) -> None:
+        """Record how an attempt ended: run card, then `job_finished` (or, when the operator
+        stopped it, `job_interrupted`, which charges nothing)."""
+        self._live.pop((running.job, running.number), None)
+        log_fd = self._logs.pop((running.job, running.number), running.log_fd)
+        log_text(log_fd, f"# exit: {_exit_text(result)} after "
+                         f"{render.duration(result.duration)}\n")
+        os.close(log_fd)
+        if self.echo:
+            self.echo.end(running.job)
+        failpoint("after-exit", running.job)
+        job = self.fold.job(running.job)
+        assert job is not None
+        if result.reason == FinishReason.INTERRUPTED:
+            self.session.append(ev.JobInterrupted(job=job.id, attempt=running.number,
+                                                  signal=result.interrupted_by or 15))
+            self.console.err(f"interrupted {job.id} (attempt {running.number}); it is "
+                             "pending again")
+        else:
+            self._finish(job, running, result)
+        self._note_children()
+        self.session.push(boundary=True)
+
+    def _finish(self, job: Job, running: Running, result: Exit) -> None:
+        outcome = Outcome.DONE if result.succeeded else Outcome.FAILED
+        out_dir = job.spec.out_dir
+        last = job.last
+        started = last.started if last else ""
+        revision = self.revision(job.spec.cwd) if self.revision else None
         try:
             write_card(out_dir, {
-                "job": job.id, "attempt": number, "session": self.session.id,
+                "job": job.id, "attempt": running.number, "session": self.session.id,
                 "queue": self.cfg.queue, "command": list(job.spec.argv),
                 "shell": job.spec.shell, "outcome": outcome, "reason": result.reason,
                 "return_code": result.return_code, "signal": result.signal,
-                "started": started_ts, "finished": self.clock.stamp(),
+                "started": started, "finished": self.clock.stamp(),
                 "duration": round(result.duration, 6), "host": host.hostname(),
                 "journalq_version": __version__, "spec_sha256": job.spec.sha256,
+                "commit": revision.commit if revision else None,
+                "dirty": revision.dirty if revision else None,
             }, self.session.fs, self.files.card_must_be_durable(out_dir))
         except OSError as exc:
             # The card is only a hint for recovery; the journal is the record. A job that
@@ -215,35 +281,71 @@ class Batch:
                               f"({exc.strerror or exc}); job {job.id} is journaled anyway")
         failpoint("after-card", job.id)
         self.session.append(ev.JobFinished(
-            job=job.id, attempt=number, return_code=result.return_code, signal=result.signal,
-            outcome=outcome, reason=result.reason, duration=round(result.duration, 6),
-        ))
+            job=job.id, attempt=running.number, return_code=result.return_code,
+            signal=result.signal, outcome=outcome, reason=result.reason,
+            duration=round(result.duration, 6)))
+        failpoint("after-finish", job.id)
         after = self.fold.job(job.id)
         assert after is not None
         self.progress.finished(after, result.duration)
+        if outcome == Outcome.FAILED:
+            self.failures += 1
+            if after.status is Status.PENDING:
+                self._again.append(job.id)  # its next attempt goes first
+            halt = self.plan.halt_after
+            if halt is not None and self.failures >= halt and not self.halted:
+                self.halted = True
+                self.console.warn(f"{self.failures} failed attempt(s) in this run "
+                                  f"(halt_after_failures: {halt}): starting no new job; "
+                                  "the running ones finish")
+
+    def abandoned(self, running: Running) -> None:
+        """The run stopped this attempt because it could not record it (a full disk): the
+        lock file says so, and the next holder settles it without charging it."""
+        self.session.note_stopped(running.job, running.number)
+        log_fd = self._logs.pop((running.job, running.number), None)
+        if log_fd is not None:
+            log_text(log_fd, "# journalq: stopped: the journal could not record this "
+                             "attempt any more\n")
+            os.close(log_fd)
+
+    # ---- timers outside the attempts ----------------------------------------------------
+
+    def tick(self) -> None:
+        """A boundary push that waited for its gap."""
+        self.session.push(boundary=True)
+
+    def tick_at(self) -> float | None:
+        """When that push is due (monotonic)."""
+        mirror = self.session.mirror
+        return None if mirror is None else mirror.due()
+
+    # ---- the end ------------------------------------------------------------------------
 
     def finish(self) -> int:
-        """Print the summary; the exit code says whether everything is done."""
+        """Print the summary and what is left and why; the exit code says how it went."""
         queue = self.session.queue()
-        self.console.err(render.summary(queue))
-        left_out = [j.id for j in queue.by_status(Status.PENDING) if j.id not in self.runnable]
-        if left_out:
-            self.console.warn(f"{len(left_out)} pending job(s) are not in {self.cfg.source} "
-                              f"and were not run ({', '.join(left_out[:5])}); cancel them, "
-                              "or run them with --trust journal")
-        if self.yielded_to is not None:
-            other = self.yielded_to
-            raise BusyError(
-                f"another runner of queue {queue.name} started before this one: session "
-                f"{other.session} on {other.host}, last heard from "
-                f"{render.duration(max(other.age, 0))} ago; this runner started no more jobs. "
-                "Let that one finish (or stop it), then rerun"
-            )
-        code = EXIT_JOBS_FAILED if queue.by_status(Status.FAILED) else EXIT_OK
-        if self.ran_elsewhere:
-            code = EXIT_DECISION
+        self.console.err(render.summary(queue, self.plan.runnable))
+        pending = [j for j in self.plan.runnable
+                   if j in queue.jobs and queue.jobs[j].status is Status.PENDING]
+        if self.halted:
+            self.console.err(f"halted after {self.failures} failed attempt(s) "
+                             f"(halt_after_failures: {self.plan.halt_after}); "
+                             f"{len(pending)} job(s) not started")
+        if self.echo and self.echo.dropped():
+            self.console.warn(f"the terminal did not keep up: {self.echo.dropped()} bytes of "
+                              "job output were not echoed (the logs have every byte)")
+        code = policy.run_exit_code(queue, self.plan.runnable, yielded=bool(self.yielded),
+                                    interrupted_by=self.interrupts.received,
+                                    halted=self.halted)
+        if self.yielded:
+            others = "; ".join(other.describe() for other in self.yielded.values())
+            self.console.err(render.safe(
+                f"journalq: error: another runner looks alive ({others}) and started "
+                f"before this one; this runner left it the {len(self.left)} job(s) both "
+                "selected. Let it finish; if that runtime is gone, rerun with --force (or "
+                "wait stale_seconds)"))
         if self.interrupts.received is not None:
-            code = _SIGNAL_EXIT.get(self.interrupts.received, EXIT_SIGINT)
             self.session.exit_reason = "interrupted"
         self.session.exit_code = code
         return code
@@ -253,4 +355,3 @@ def _exit_text(result: Exit) -> str:
     if result.return_code is not None:
         return f"rc={result.return_code} ({result.reason})"
     return f"signal {result.signal} ({result.reason})"
-

@@ -70,12 +70,20 @@ def _run_args(sub: argparse.ArgumentParser) -> None:
                      help="when the journal's spec of a job differs from the config's, which "
                           "one to run")
     sub.add_argument("--quiet", action="store_true", help="do not echo the jobs' output")
-
-
-def _status_args(sub: argparse.ArgumentParser) -> None:
-    _state_args(sub)
-    sub.add_argument("--json", action="store_true", help="print JSON (schema in README)")
-    sub.add_argument("--stale-seconds", type=_seconds, metavar="N")
+    sub.add_argument("jobs", nargs="*", metavar="JOB",
+                     help="run only these jobs (still in queue order)")
+    sub.add_argument("--only", action="append", default=[], metavar="GLOB",
+                     help="run only jobs whose id matches GLOB (repeatable)")
+    sub.add_argument("--shard", metavar="K/N",
+                     help="run only the jobs at positions K, K+N, K+2N... of the queue's order")
+    sub.add_argument("--slots", type=_count, metavar="N",
+                     help="run up to N jobs at once (default: the config's slots, 1)")
+    sub.add_argument("--gpus", metavar="IDS",
+                     help="one slot per GPU, e.g. 0,1 or auto (each job sees its own as "
+                          "CUDA_VISIBLE_DEVICES)")
+    sub.add_argument("--halt", type=_count, metavar="N",
+                     help="after N failed attempts start no new job (default: the config's "
+                          "halt_after_failures, never)")
 
 
 def _recover_args(sub: argparse.ArgumentParser) -> None:
@@ -105,6 +113,89 @@ def _repair_args(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--dry-run", action="store_true", help="report, write nothing")
 
 
+# ---- reading commands (issue 14): status's filters and formats, logs, wait, collect ----
+# They never take the writer lock; each builds its queue here and calls its command.
+
+
+def _status_args(sub: argparse.ArgumentParser) -> None:
+    _state_args(sub)
+    sub.add_argument("--status", action="append", default=[], metavar="S[,S...]",
+                     dest="statuses", help="only jobs in these statuses (pending, running, "
+                     "done, failed, cancelled); the counts stay the whole queue's")
+    sub.add_argument("--job", action="append", default=[], metavar="GLOB", dest="globs",
+                     help="only jobs whose id matches this shell pattern (repeatable)")
+    sub.add_argument("--format", choices=("table", "json", "tsv"), default="table",
+                     help="table (default), json (schema in README) or tsv (a header row, "
+                          "then one row per job)")
+    sub.add_argument("--json", action="store_const", const="json", dest="format",
+                     help="the same as --format json")
+    sub.add_argument("--stale-seconds", type=_seconds, metavar="N")
+
+
+def _logs_args(sub: argparse.ArgumentParser) -> None:
+    _state_args(sub)
+    sub.add_argument("job", metavar="JOB")
+    sub.add_argument("--attempt", type=int, metavar="N", help="that attempt (default: latest)")
+    sub.add_argument("--follow", action="store_true",
+                     help="stream the log until the attempt settles, then exit with the "
+                          "job's own exit status (128+n after signal n)")
+
+
+def _wait_args(sub: argparse.ArgumentParser) -> None:
+    _state_args(sub)
+    sub.add_argument("jobs", nargs="*", metavar="JOB", help="job ids or globs (default: all)")
+    sub.add_argument("--timeout", type=_seconds, metavar="S",
+                     help="give up after S seconds (exit 124)")
+
+
+def _collect_args(sub: argparse.ArgumentParser) -> None:
+    _state_args(sub)
+    sub.add_argument("--file", metavar="NAME",
+                     help="the result file in each job's out_dir (.tsv, .csv, .jsonl or "
+                          ".json; default: the job's --summary-path)")
+    sub.add_argument("--format", choices=("tsv", "csv", "jsonl"),
+                     help="output format (default: --out's extension, else tsv)")
+    sub.add_argument("--out", metavar="PATH", help="write the table there (atomically)")
+    sub.add_argument("--done-only", action="store_true", help="only jobs that are done")
+
+
+_READERS = {
+    "logs": ("print an attempt's log, or follow it while it runs", _logs_args),
+    "wait": ("block until the jobs are settled: exit 0 all done, 1 any failed, 124 timeout",
+             _wait_args),
+    "collect": ("one table of every job and the rows of its result file", _collect_args),
+}
+
+
+def _read(args: argparse.Namespace, console: Console) -> int:
+    """Dispatch a reading command; `wait` may start before the journal exists when it has
+    the config (the jobs of a run about to start)."""
+    from journalq.opened import open_queue
+
+    opened = open_queue(console=console, state=args.state, config=args.config,
+                        sync_dir=args.sync_dir, must_exist=args.command != "wait")
+    from journalq.reader import check_journal
+
+    check_journal(opened.path, opened.fs)  # a FIFO would hang the read; a config is no journal
+    if args.command == "status":
+        from journalq.commands.status import status
+
+        return status(opened, fmt=args.format, statuses=args.statuses, globs=args.globs,
+                      stale_seconds=args.stale_seconds)
+    if args.command == "logs":
+        from journalq.commands.logs import logs
+
+        return logs(opened, job_id=args.job, attempt=args.attempt, follow=args.follow)
+    if args.command == "wait":
+        from journalq.commands.wait import wait
+
+        return wait(opened, job_ids=args.jobs, timeout=args.timeout)
+    from journalq.commands.collect import collect
+
+    return collect(opened, file=args.file, fmt=args.format, out=args.out,
+                   done_only=args.done_only)
+
+
 _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "init": ("create the journal, or add the config's new jobs to it", _init_args),
     "run": ("run the queue's pending jobs one at a time", _run_args),
@@ -114,6 +205,7 @@ _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "cancel": ("cancel pending jobs so that run skips them", _cancel_args),
     "sync": ("merge the sync folder's copies into the journal and copy it back", _state_args),
     "repair": ("drop a journal's corrupt lines after keeping a backup", _repair_args),
+    **_READERS,
 }
 
 
@@ -134,6 +226,17 @@ def _parser() -> argparse.ArgumentParser:
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
         add_arguments(sub)
     return parser
+
+
+def _count(text: str) -> int:
+    """A whole number from 1, for argparse."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 10_000:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number from 1")
+    return value
 
 
 def _seconds(text: str) -> float:
@@ -219,6 +322,8 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
         check_journal(opened.path, opened.fs)
         return repair.repair(opened.path, salvage=args.salvage, dry_run=args.dry_run,
                              say=console.out)
+    if command in _READERS or command == "status":
+        return _read(args, console)
     opened = _opened(args, console)
     # Before anything reads it whole, locks it or writes beside it: a config passed as the
     # journal, a pretty-printed journal or a FIFO is refused untouched, every command alike.
@@ -227,10 +332,6 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
         from journalq.commands.init import init
 
         return init(opened)
-    if command == "status":
-        from journalq.commands.status import status
-
-        return status(opened, as_json=args.json, stale_seconds=args.stale_seconds)
     if command == "recover":
         from journalq.commands.recover import recover
 
@@ -252,7 +353,9 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
         from journalq.commands.run import run
 
         return run(opened, resume=args.resume, stale_seconds=args.stale_seconds,
-                   force=args.force, trust=args.trust, quiet=args.quiet)
+                   force=args.force, trust=args.trust, quiet=args.quiet, jobs=args.jobs,
+                   only=args.only, shard=args.shard, slot_count=args.slots, gpus=args.gpus,
+                   halt=args.halt)
     raise UsageError(f"unknown command {command}")
 
 

@@ -16,15 +16,18 @@ import select
 import threading
 from collections.abc import Callable
 
+from journalq.render import Console
+
 BUFFER_BYTES = 4 << 20
 
 
 class Terminal:
     """A bounded, non-blocking queue of bytes for stdout and stderr, written by one thread."""
 
-    def __init__(self, out_fd: int = 1, err_fd: int = 2,
+    def __init__(self, out: Callable[[bytes], None] | None = None,
+                 err: Callable[[bytes], None] | None = None,
                  limit: int = BUFFER_BYTES) -> None:
-        self._fds = (out_fd, err_fd)
+        self._sinks = (out or _writer(1), err or _writer(2))
         self._limit = limit
         self._queue: collections.deque[tuple[int, bytes]] = collections.deque()
         self._queued = 0
@@ -36,9 +39,13 @@ class Terminal:
                                         daemon=True)
         self._thread.start()
 
-    def out(self, data: bytes) -> None:
-        """Queue bytes for stdout (a job's echo): dropped if the queue is full."""
+    def echo(self, data: bytes) -> None:
+        """Queue bytes of a job's output for stdout: dropped if the queue is full."""
         self._put(0, data, droppable=True)
+
+    def out(self, data: bytes) -> None:
+        """Queue bytes of journalq's own output for stdout (kept, like `err`)."""
+        self._put(0, data, droppable=False)
 
     def err(self, data: bytes) -> None:
         """Queue bytes for stderr (progress, warnings): kept even past the limit, as they
@@ -71,7 +78,7 @@ class Terminal:
                     return
                 stream, data = self._queue.popleft()
             try:
-                _write_all(self._fds[stream], data)
+                self._sinks[stream](data)
             except OSError:
                 with self._lock:
                     self._gone = True
@@ -88,6 +95,10 @@ class Terminal:
             self._closing = True
             self._lock.notify_all()
         self._thread.join(timeout)
+
+
+def _writer(fd: int) -> Callable[[bytes], None]:
+    return lambda data: _write_all(fd, data)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -135,3 +146,39 @@ class Prefixer:
         if self._owner == prefix:
             self._owner = None
             self._sink(b"\n")
+
+
+class Echo:
+    """Jobs' output on the terminal: one prefixed stream per job, through one `Terminal`."""
+
+    def __init__(self, terminal: Terminal) -> None:
+        self._terminal = terminal
+        self._prefixer = Prefixer(terminal.echo)
+
+    def for_job(self, job: str) -> Callable[[bytes], None]:
+        """Where the job's output goes to be echoed."""
+        prefix = f"{job} | ".encode()
+        return lambda data: self._prefixer.feed(prefix, data)
+
+    def end(self, job: str) -> None:
+        """The job is over: end its partial line, if one shows."""
+        self._prefixer.end(f"{job} | ".encode())
+
+    def dropped(self) -> int:
+        """Bytes of output not echoed because the terminal did not keep up."""
+        return self._terminal.dropped()
+
+
+def terminal_for(console: Console) -> Terminal:
+    """A terminal that writes through `console`'s own streams (a shell's, or a notebook
+    cell's), from its writer thread."""
+    return Terminal(out=console.echo,
+                    err=lambda data: console.err(data.decode(errors="replace").removesuffix("\n")))
+
+
+def console_on(terminal: Terminal) -> Console:
+    """A console whose every line goes through `terminal`: nothing journalq prints while
+    jobs run can stall the runner."""
+    return Console(out=lambda text: terminal.out(f"{text}\n".encode()),
+                   err=lambda text: terminal.err(f"{text}\n".encode()),
+                   echo=terminal.echo, write=lambda text: terminal.out(text.encode()))

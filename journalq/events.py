@@ -43,6 +43,10 @@ class Event:
     id: str = ""
     ts: str = ""
     session: str = ""
+    # The writer's own clock, when `ts` had to be raised above it to sort after an event
+    # stamped by a clock that runs ahead: liveness is judged by it, so a skewed clock's
+    # timestamps never make a later runner look alive longer than it was.
+    clock: str | None = later()
 
     def __eq__(self, other: object) -> bool:
         """Events are equal when they are the same fact: same type, same fields."""

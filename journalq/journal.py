@@ -31,11 +31,20 @@ from journalq.clock import now_micros
 from journalq.errors import JournalError
 from journalq.fold import Fold
 from journalq.fs import REAL, FileSystem, aside_path
-from journalq.lock import Holder, LeftRunning, acquire, holder_here, left_running, write_holder
+from journalq.lock import (
+    Holder,
+    LeftRunning,
+    acquire,
+    holder_here,
+    left_running,
+    stopped_attempts,
+    write_holder,
+)
 from journalq.reader import ReadReport, check_journal
 from journalq.reader import replay as reader_replay
 from journalq.timestamps import format_ts, parse_ts_micros
 
+_SKEW_MICROS = 1_000_000
 # Reads and folds a journal: what the writer is handed (see the module docstring).
 Replay = Callable[[str, FileSystem], tuple[Fold, ReadReport]]
 
@@ -44,7 +53,7 @@ class Writer:
     """The single writer of one journal: holds its lock and appends stamped events."""
 
     def __init__(self, path: str, fs: FileSystem, lock_fd: int, fold: Fold,
-                 report: ReadReport, session: str, left_running: LeftRunning | None,
+                 report: ReadReport, session: str, left_running: tuple[LeftRunning, ...],
                  clock: Callable[[], int], replay: Replay) -> None:
         self.path = path
         self.fs = fs
@@ -94,6 +103,7 @@ class Writer:
                 )
             writer = cls(path, fs, lock_fd, fold, report, session, left_running(record),
                          clock, replay)
+            writer.stopped_before = stopped_attempts(record)
             writer._holder = holder_here(command, session, clock())
             write_holder(lock_fd, writer._holder, writer.left_running)
             writer._open_for_append()
@@ -140,10 +150,14 @@ class Writer:
     def stamp(self, event: ev.Event) -> ev.Event:
         """The event with this session's next id and a timestamp never below any seen."""
         self._seq += 1
-        micros = max(self._clock(), self._floor + 1)
+        now = self._clock()
+        micros = max(now, self._floor + 1)
         self._floor = micros
+        # Raised more than a second above our clock (we read an event from a clock that
+        # runs ahead): say what our clock said, so liveness is judged by it.
+        clock = format_ts(now) if micros - now > _SKEW_MICROS else None
         return attrs.evolve(event, id=f"{self.session}:{self._seq}", ts=format_ts(micros),
-                            session=self.session)
+                            session=self.session, clock=clock)
 
     def append(self, event: ev.Event) -> ev.Event:
         """Stamp, append and fsync one event; it is durable when this returns."""
@@ -259,20 +273,32 @@ class Writer:
             self._floor = max(self._floor, parse_ts_micros(report.last_ts))
         self._folded = (report.good_size, report.lines, report.last_ts)
 
-    def record_child(self, job: str | None, pid: int | None, start: int | None) -> None:
-        """Note in the lock file which process group runs now, so a later runner can stop
-        it if this runner is killed (the kernel kills nothing when a parent dies)."""
+    stopped_before: frozenset[tuple[str, int, str]] = frozenset()
+
+    def record_children(self, children: list[tuple[str, int, int]]) -> None:
+        """Note in the lock file which job process groups (job, pid, start) run now, so a
+        later runner can stop them if this one is killed (the kernel stops no child then)."""
         if self._holder is None:
             return
-        self._holder = attrs.evolve(self._holder, child_pid=pid, child_start=start,
-                                    child_job=job)
+        boot = self._holder.boot_id
+        self._holder = attrs.evolve(self._holder, children=tuple(
+            LeftRunning(job, pid, start, boot) for job, pid, start in children))
         write_holder(self._lock_fd, self._holder, self.left_running)
 
-    def forget_left_running(self) -> None:
-        """The group a killed runner left behind has been dealt with."""
-        self.left_running = None
+    def note_stopped(self, job: str, attempt: int) -> None:
+        """Note in the lock file that this runner stopped an attempt it could no longer
+        record (the journal refused a line): the next holder settles it uncharged."""
+        if self._holder is None:
+            return
+        self._holder = attrs.evolve(self._holder, stopped=(
+            *self._holder.stopped, (job, attempt, self.session)))
+        write_holder(self._lock_fd, self._holder, self.left_running)
+
+    def forget_left_running(self, jobs: set[str]) -> None:
+        """The groups a killed runner left behind for these jobs have been dealt with."""
+        self.left_running = tuple(left for left in self.left_running if left.job not in jobs)
         if self._holder is not None:
-            write_holder(self._lock_fd, self._holder, None)
+            write_holder(self._lock_fd, self._holder, self.left_running)
 
     def close(self) -> None:
         """Release the descriptor and the lock."""

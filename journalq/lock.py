@@ -42,21 +42,6 @@ def writer_active(path: str) -> bool:
 
 
 @attrs.frozen
-class Holder:
-    """Who holds a journal's writer lock, as written into the lock file."""
-
-    pid: int
-    host: str
-    boot_id: str
-    since: str
-    command: str
-    session: str
-    child_pid: int | None = None
-    child_start: int | None = None
-    child_job: str | None = None
-
-
-@attrs.frozen
 class LeftRunning:
     """A job's process group that a killed runner left behind on this machine.
 
@@ -69,6 +54,22 @@ class LeftRunning:
     pid: int
     start: int
     boot_id: str
+
+
+@attrs.frozen
+class Holder:
+    """Who holds a journal's writer lock, as written into the lock file."""
+
+    pid: int
+    host: str
+    boot_id: str
+    since: str
+    command: str
+    session: str
+    # Every job process group this holder runs now, and attempts it stopped itself because
+    # it could not record them (a full disk): the next holder settles those uncharged.
+    children: tuple[LeftRunning, ...] = ()
+    stopped: tuple[tuple[str, int, str], ...] = ()
 
 
 def holder_here(command: str, session: str, micros: int) -> Holder:
@@ -100,45 +101,71 @@ def acquire(path: str) -> tuple[int, dict[str, Any] | None]:
 
 
 def read_holder(fd: int) -> Holder | None:
+    """Who the lock file says holds the lock (for the busy message), if it says."""
     record = _read_lock_record(fd)
     if record is None:
         return None
+    fields = {"pid", "host", "boot_id", "since", "command", "session"}
     try:
-        return Holder(**record["holder"])
-    except (KeyError, TypeError):
+        return Holder(**{k: v for k, v in record["holder"].items() if k in fields})
+    except (KeyError, TypeError, AttributeError):
         return None
 
 
 def _read_lock_record(fd: int) -> dict[str, Any] | None:
     try:
-        data = os.pread(fd, 8192, 0)
+        data = os.pread(fd, max(os.fstat(fd).st_size, 1), 0)
         record = json.loads(data) if data else None
     except (OSError, ValueError):
         return None
     return record if isinstance(record, dict) else None
 
 
-def left_running(record: dict[str, Any] | None) -> LeftRunning | None:
-    """The job process group a dead previous holder left running on this machine, if any."""
+def left_running(record: dict[str, Any] | None) -> tuple[LeftRunning, ...]:
+    """The job process groups a dead previous holder left running on this machine: the
+    children it named, and what it carried forward from the holder before it."""
     if record is None:
-        return None
+        return ()
     candidates: list[LeftRunning] = []
     holder: Any = record.get("holder")
     with contextlib.suppress(TypeError, KeyError, AttributeError):
-        if holder["child_pid"] and holder["child_job"]:
+        candidates += [LeftRunning(**child) for child in holder.get("children") or ()]
+    with contextlib.suppress(TypeError, KeyError, AttributeError):  # an older journalq's
+        if holder.get("child_pid") and holder.get("child_job"):
             candidates.append(LeftRunning(holder["child_job"], holder["child_pid"],
                                           holder["child_start"] or 0, holder["boot_id"]))
-    with contextlib.suppress(TypeError, KeyError):
-        candidates.append(LeftRunning(**record["left_running"]))
+    carried: Any = record.get("left_running")
+    with contextlib.suppress(TypeError, KeyError, AttributeError):
+        for item in carried if isinstance(carried, list) else [carried] if carried else []:
+            candidates.append(LeftRunning(**item))
+    found: dict[tuple[int, int], LeftRunning] = {}
     for left in candidates:
         if left.boot_id == host.boot_id() and host.group_survives(left.pid, left.start):
-            return left
-    return None
+            found.setdefault((left.pid, left.start), left)
+    return tuple(found.values())
 
 
-def write_holder(fd: int, holder: Holder, left: LeftRunning | None) -> None:
+def stopped_attempts(record: dict[str, Any] | None) -> frozenset[tuple[str, int, str]]:
+    """Attempts (job, number, session) a dead previous holder stopped itself."""
+    holder: Any = (record or {}).get("holder")
+    found: set[tuple[str, int, str]] = set()
+    with contextlib.suppress(TypeError, ValueError, AttributeError):
+        for job, number, session in holder.get("stopped") or ():
+            found.add((str(job), int(number), str(session)))
+    return frozenset(found)
+
+
+_BLOCK = 4096
+
+
+def write_holder(fd: int, holder: Holder, left: tuple[LeftRunning, ...]) -> None:
+    """Rewrite the lock file's record in place, padded to whole blocks and never shortened:
+    overwriting blocks the file already has needs no new space, so a runner can still say
+    what it stopped when the disk is full."""
     record = {"holder": attrs.asdict(holder),
-              "left_running": attrs.asdict(left) if left else None}
+              "left_running": [attrs.asdict(item) for item in left]}
+    data = json.dumps(record).encode()
     with contextlib.suppress(OSError):
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(record).encode(), 0)
+        size = os.fstat(fd).st_size
+        padded = max(size, -(-(len(data) + 1) // _BLOCK) * _BLOCK)
+        os.pwrite(fd, data.ljust(padded - 1) + b"\n", 0)

@@ -16,14 +16,14 @@ import attrs
 
 from journalq import events as ev
 from journalq.errors import (
-    EXIT_DECISION,
+    EXIT_BUSY,
     EXIT_JOBS_FAILED,
     EXIT_OK,
     EXIT_SIGHUP,
     EXIT_SIGINT,
     EXIT_SIGTERM,
 )
-from journalq.outcomes import Outcome, RecoveryReason
+from journalq.outcomes import FinishReason, Outcome, RecoveryReason
 from journalq.state import Attempt, Job, JobSpec, Queue, Status, status_after_failure
 from journalq.timestamps import seconds_between
 
@@ -55,6 +55,11 @@ class Observations:
     live_sessions: frozenset[str] = frozenset()
     cards: Mapping[str, RunCard] = attrs.Factory(dict)
     force: bool = False
+    # Sessions Slurm stopped before requeueing their task (so this is that task's rerun),
+    # and attempts (job, number, session) a dead runner stopped itself (its lock file says
+    # so): both are settled at once, whatever their heartbeats say.
+    requeued: frozenset[str] = frozenset()
+    stopped: frozenset[tuple[str, int, str]] = frozenset()
 
 
 @attrs.frozen
@@ -91,8 +96,12 @@ def classify_running(queue: Queue, seen: Observations) -> tuple[list[Orphan], li
     for job in queue.by_status(Status.RUNNING):
         attempt = job.last
         assert attempt is not None  # a running job has started an attempt
-        age = seconds_between(last_sign_of_life(attempt), seen.now)
-        if attempt.boot_id == seen.boot_id:
+        age = max(0.0, seconds_between(last_sign_of_life(attempt), seen.now))
+        if (job.id, attempt.number, attempt.session) in seen.stopped:
+            orphans.append(Orphan(job, RecoveryReason.STOPPED, age))
+        elif attempt.session in seen.requeued:
+            orphans.append(Orphan(job, RecoveryReason.REQUEUED, age))
+        elif attempt.boot_id == seen.boot_id:
             if attempt.session in seen.live_sessions:
                 alive.append(LiveRunner(job, attempt.host, age))
             else:
@@ -118,7 +127,12 @@ def recover(orphans: Iterable[Orphan], cards: Mapping[str, RunCard]) -> list[ev.
         attempt = job.last
         assert attempt is not None
         card = cards.get(job.id)
-        if card and (card.attempt, card.session) == (attempt.number, attempt.session):
+        if orphan.reason is RecoveryReason.STOPPED:
+            # journalq stopped it itself, not the job failing: pending, not charged.
+            settled.append(ev.JobRecovered(
+                job=job.id, attempt=attempt.number, to=Status.PENDING.value,
+                reason=RecoveryReason.STOPPED, attempt_session=attempt.session))
+        elif card and (card.attempt, card.session) == (attempt.number, attempt.session):
             to = Status.DONE if card.outcome == Outcome.DONE else status_after_failure(job)
             settled.append(ev.JobRecovered(
                 job=job.id, attempt=attempt.number, to=to.value, reason=RecoveryReason.CARD,
@@ -168,57 +182,6 @@ def spec_fields(spec: JobSpec) -> dict[str, Any]:
     }
 
 
-@attrs.frozen
-class RemoteRunner:
-    """A `run` session on another machine that has not ended and was heard from recently."""
-
-    session: str
-    host: str
-    age: float
-
-
-def runners_elsewhere(queue: Queue, seen: Observations) -> list[RemoteRunner]:
-    """Runner sessions on other machines that may still be alive: any of their events is
-    younger than `stale_seconds` and they never wrote `session_ended`. Best effort across
-    runtimes: a journal copy can lag, so this errs on the side of "alive"."""
-    found: list[RemoteRunner] = []
-    for info in queue.sessions.values():
-        if info.command != "run" or info.ended is not None or info.boot_id == seen.boot_id:
-            continue
-        age = seconds_between(info.last_seen or info.started, seen.now)
-        if age < seen.stale_seconds:
-            found.append(RemoteRunner(info.id, info.host, age))
-    return found
-
-
-def runner_to_yield_to(queue: Queue, me: str, seen: Observations,
-                       live_here: frozenset[str] = frozenset(),
-                       ignore: frozenset[str] = frozenset()) -> RemoteRunner | None:
-    """Another `run` session of the queue that may still be alive and started before
-    session `me`: two runners that met through a lagging sync folder must not both go on,
-    and the later one (by `(started, id)`, which both see alike) is the one that yields.
-
-    Elsewhere, a session is alive while it has not ended and was heard from within
-    `stale_seconds`; on this machine, while its process is (`live_here`). Sessions the
-    operator declared gone (`ignore`: `--force`) are not waited for.
-    """
-    mine = queue.sessions.get(me)
-    if mine is None:
-        return None
-    for info in queue.sessions.values():
-        if info.id == me or info.id in ignore or info.command != "run" or info.ended:
-            continue
-        if (info.started, info.id) >= (mine.started, mine.id):
-            continue
-        age = seconds_between(info.last_seen or info.started, seen.now)
-        if info.boot_id == seen.boot_id:
-            if info.id in live_here:
-                return RemoteRunner(info.id, info.host, age)
-        elif age < seen.stale_seconds:
-            return RemoteRunner(info.id, info.host, age)
-    return None
-
-
 # ---- running jobs -------------------------------------------------------------------------
 
 def next_attempt_number(job: Job) -> int:
@@ -227,13 +190,39 @@ def next_attempt_number(job: Job) -> int:
     return max((attempt.number for attempt in job.attempts), default=0) + 1
 
 
-def ran_elsewhere(job: Job, card: RunCard | None) -> bool:
-    """Whether the job's run card tells of an attempt this journal never saw: another
-    runtime ran it and its journal never arrived (Drive lost its copies). Running it again
-    would do the work twice and overwrite its card, so the operator decides."""
-    if card is None or card.job != job.id:
-        return False
-    return all((a.session, a.number) != (card.session, card.attempt) for a in job.attempts)
+def settle_from_card(job: Job, card: RunCard | None) -> ev.JobRecovered | None:
+    """The event that settles a job from its run card before another attempt starts, if
+    the card tells of a finished attempt the journal does not know as finished: one it
+    never saw (another runtime ran it and its journal copy was lost), or one it settled
+    without a finish (stale, forced, abandoned, superseded, requeued: the card arrived
+    late). Running the job again would do the work twice and overwrite its card.
+
+    An attempt the journal knows as finished (a `job_finished`, or settled from its card
+    already) says nothing new: a later attempt of a retried job may then run.
+    """
+    if card is None or card.job != job.id or card.outcome not in (Outcome.DONE, Outcome.FAILED):
+        return None
+    known = next((a for a in job.attempts if (a.session, a.number) == (card.session,
+                                                                        card.attempt)), None)
+    if known is None:
+        if job.status is not Status.PENDING:
+            return None
+        charged = attrs.evolve(job, charged=job.charged + 1)
+        to = Status.DONE if card.outcome == Outcome.DONE else status_after_failure(charged)
+    elif (known.finished is None or known.outcome == Outcome.DONE or job.status is Status.DONE
+          or known.reason not in _SETTLED_WITHOUT_FINISH or card.outcome != Outcome.DONE):
+        return None
+    else:
+        to = Status.DONE
+    return ev.JobRecovered(job=job.id, attempt=card.attempt, to=to.value,
+                           reason=RecoveryReason.CARD, return_code=card.return_code,
+                           attempt_session=card.session)
+
+
+_SETTLED_WITHOUT_FINISH = frozenset({
+    RecoveryReason.ABANDONED, RecoveryReason.STALE, RecoveryReason.FORCED,
+    RecoveryReason.REQUEUED, FinishReason.SUPERSEDED,
+})
 
 
 # What `run` returns when a signal stopped it, by POSIX signal number (SIGHUP, SIGINT,
@@ -241,15 +230,15 @@ def ran_elsewhere(job: Job, card: RunCard | None) -> bool:
 _SIGNAL_EXIT = {1: EXIT_SIGHUP, 2: EXIT_SIGINT, 15: EXIT_SIGTERM}
 
 
-def run_exit_code(queue: Queue, *, ran_elsewhere: bool, interrupted_by: int | None,
-                  halted: bool = False) -> int:
+def run_exit_code(queue: Queue, selected: Iterable[str], *, yielded: bool,
+                  interrupted_by: int | None, halted: bool = False) -> int:
     """The exit code of `run`, most telling first: a signal that stopped it (129/130/143),
-    then a job that ran elsewhere and waits for the operator (6), then a failed job or a
+    then jobs it left to another live runner (5), then a failed job of its selection or a
     run halted before it tried every pending job (1), else 0."""
     if interrupted_by is not None:
         return _SIGNAL_EXIT.get(interrupted_by, EXIT_SIGINT)
-    if ran_elsewhere:
-        return EXIT_DECISION
-    if halted or queue.by_status(Status.FAILED):
-        return EXIT_JOBS_FAILED
-    return EXIT_OK
+    if yielded:
+        return EXIT_BUSY
+    failed = any(queue.jobs[job].status is Status.FAILED for job in selected
+                 if job in queue.jobs)
+    return EXIT_JOBS_FAILED if halted or failed else EXIT_OK

@@ -2,40 +2,59 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from journalq import render
 from journalq.fold import Fold
 from journalq.render import Console
+from journalq.slots import Slot
 from journalq.state import Job, Status
 
 
 class Progress:
-    """The `[3/12] done  job  rc=0  1m02s  (eta 9m)` lines, from the folder's counts."""
+    """`[3/12] done  job  rc=0  1m02s  (eta 9m)`: counted over the jobs the run selected
+    (from the fold's O(1) counts when it selected every job), the estimate over its slots."""
 
-    def __init__(self, fold: Callable[[], Fold], console: Console) -> None:
+    def __init__(self, fold: Callable[[], Fold], console: Console, *, slots: int = 1,
+                 selected: Collection[str] | None = None) -> None:
         self._fold = fold
         self._console = console
+        self._slots = slots
         self._durations: list[float] = []
+        self._selected = selected
+        self._settled = 0
+        if selected is not None:
+            current = fold()
+            self._settled = sum(1 for job_id in selected if (job := current.job(job_id))
+                                and job.status in (Status.DONE, Status.FAILED))
 
-    def _position(self) -> tuple[int, int]:
-        counts = self._fold().counts()
-        total = sum(counts.values()) - counts[Status.CANCELLED]
-        return counts[Status.DONE] + counts[Status.FAILED], total
+    def _position(self) -> tuple[int, int, int]:
+        """(settled, total, pending) of the jobs counted."""
+        if self._selected is None:
+            counts = self._fold().counts()
+            total = sum(counts.values()) - counts[Status.CANCELLED]
+            return counts[Status.DONE] + counts[Status.FAILED], total, counts[Status.PENDING]
+        total = len(self._selected)
+        running = self._fold().counts()[Status.RUNNING]
+        return self._settled, total, max(0, total - self._settled - running)
 
-    def started(self, job: Job) -> None:
+    def started(self, job: Job, slot: Slot | None = None) -> None:
         """The line for an attempt that just started."""
-        settled, total = self._position()
+        settled, total, _ = self._position()
         attempt = job.last.number if job.last else 0
+        where = f"{slot.describe()}, " if slot is not None and (
+            self._slots > 1 or slot.devices) else ""
         self._console.err(render.progress(settled + 1, total, "start", job,
-                                          f"attempt {attempt}, try {render.tries(job)}"))
+                                          f"{where}attempt {attempt}, try {render.tries(job)}"))
 
     def finished(self, job: Job, duration: float) -> None:
         """The line for an attempt that just ended, with an estimate of the time left."""
         self._durations.append(duration)
-        settled, total = self._position()
-        left = self._fold().counts()[Status.PENDING]
-        eta = sum(self._durations) / len(self._durations) * left if left else None
+        if self._selected is not None and job.status in (Status.DONE, Status.FAILED):
+            self._settled += 1
+        settled, total, left = self._position()
+        eta = (sum(self._durations) / len(self._durations) * left / self._slots
+               if left else None)
         word = job.status.value if job.status is not Status.PENDING else "retry"
         assert job.last is not None
         self._console.err(render.progress(max(settled, 1), total, word, job,

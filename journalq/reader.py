@@ -154,7 +154,7 @@ class Reader:
             self._lines, self._last, self._max_ts = lines, last, newest
             self._size = size
 
-    on_heartbeat: Callable[[str, str, str, str, int, int | None], None] | None = None
+    on_heartbeat: Callable[[str, str, str, str | None, str, int, int | None], None] | None = None
 
     def _corrupt(self, *, followed: bool) -> JournalError:
         bad = self._bad

@@ -7,19 +7,21 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from journalq import defaults, host, policy, render
+from journalq import defaults, host, policy, reaper, render
 from journalq.card import read_card
 from journalq.errors import DecisionNeeded
 from journalq.outcomes import RecoveryReason
 from journalq.render import Console
+from journalq.runner import kill_orphan
 from journalq.state import Queue, Status
 
 if TYPE_CHECKING:
     from journalq.session import Session
 
 
-def observe(queue: Queue, now: datetime, stale_seconds: float,
-            force: bool = False) -> policy.Observations:
+def observe(queue: Queue, now: datetime, stale_seconds: float, force: bool = False, *,
+            requeued: frozenset[str] = frozenset(),
+            stopped: frozenset[tuple[str, int, str]] = frozenset()) -> policy.Observations:
     """What the process table and run cards say about the queue's `running` jobs."""
     live: set[str] = set()
     cards: dict[str, policy.RunCard] = {}
@@ -35,7 +37,8 @@ def observe(queue: Queue, now: datetime, stale_seconds: float,
             cards[job.id] = card
     return policy.Observations(
         now=now, boot_id=host.boot_id(), stale_seconds=stale_seconds,
-        live_sessions=frozenset(live), cards=cards, force=force,
+        live_sessions=frozenset(live), cards=cards, force=force, requeued=requeued,
+        stopped=stopped,
     )
 
 
@@ -47,6 +50,8 @@ def describe_orphan(orphan: policy.Orphan) -> str:
         RecoveryReason.ABANDONED: "its runner on this host is gone",
         RecoveryReason.STALE: f"no heartbeat for {render.duration(orphan.age)}",
         RecoveryReason.FORCED: f"forced (last heartbeat {render.duration(orphan.age)} ago)",
+        RecoveryReason.REQUEUED: "Slurm requeued the task that ran it",
+        RecoveryReason.STOPPED: "its runner stopped it when it could no longer record it",
     }[orphan.reason]
     return render.safe(f"{orphan.job.id} (attempt {number}): {why}")
 
@@ -55,14 +60,17 @@ def recover_orphans(session: Session, orphans: Sequence[policy.Orphan],
                     seen: policy.Observations, console: Console,
                     grace_seconds: float = defaults.DEFAULT_GRACE_SECONDS) -> int:
     """Settle jobs whose runner is gone; first stop a job it left running on this host."""
-    left = session.left_running
-    if left is not None and left.job in {orphan.job.id for orphan in orphans}:
-        from journalq.runner import kill_orphan
-
-        if kill_orphan(left.pid, left.start, grace_seconds):
+    jobs = {orphan.job.id for orphan in orphans}
+    for left in session.left_running:
+        if left.job in jobs and kill_orphan(left.pid, left.start, grace_seconds):
             console.warn(f"stopped process group {left.pid} of job {left.job}, left running "
                          "by a runner that was killed")
-        session.forget_left_running()
+    for orphan in orphans:  # what left the group (a setsid daemon) carries the tag
+        attempt = orphan.job.last
+        if attempt is not None and attempt.boot_id == host.boot_id():
+            reaper.kill_tagged(reaper.attempt_tag(attempt.session, orphan.job.id,
+                                                  attempt.number), grace_seconds)
+    session.forget_left_running(jobs)
     events = policy.recover(orphans, seen.cards)
     for event in events:
         session.append(event)

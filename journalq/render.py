@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -116,10 +116,12 @@ def counts_line(queue: Queue) -> str:
     return f"{len(queue.jobs)} jobs: {parts}"
 
 
-def status_table(queue: Queue, now: datetime) -> str:
-    """The status view: a counts line, one row per job, then notes and anomalies."""
+def status_table(queue: Queue, now: datetime, jobs: Iterable[Job] | None = None) -> str:
+    """The status view: a counts line (of the whole queue), one row per job shown (`jobs`,
+    default all), then notes and anomalies."""
     rows = [("JOB", "STATUS", "ATTEMPT", "TRIES", "RC", "DURATION", "HEARTBEAT", "OUT_DIR")]
-    for job in queue.jobs.values():
+    shown = list(queue.jobs.values()) if jobs is None else list(jobs)
+    for job in shown:
         rows.append((
             safe(job.id), _status_word(job), str(job.attempt), tries(job),
             _rc(job.last), duration(_duration(job.last, now)), _beat_age(job, now),
@@ -127,6 +129,8 @@ def status_table(queue: Queue, now: datetime) -> str:
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     lines = [f"queue {safe(queue.name or '?')}: {counts_line(queue)}", ""]
+    if len(shown) != len(queue.jobs):
+        lines[-1:] = [f"{len(shown)} of {len(queue.jobs)} jobs shown (filtered)", ""]
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
         lines.append("  ".join([*cells, row[-1]]).rstrip())
@@ -161,7 +165,7 @@ def _duration(attempt: Attempt | None, now: datetime) -> float | None:
     if attempt.duration is not None:
         return attempt.duration
     if attempt.finished is None:
-        return seconds_between(attempt.started, now)
+        return max(0.0, seconds_between(attempt.started, now))
     return None
 
 
@@ -169,7 +173,15 @@ def _beat_age(job: Job, now: datetime) -> str:
     attempt = job.last
     if job.status is not Status.RUNNING or attempt is None:
         return "-"
-    return duration(seconds_between(attempt.heartbeat or attempt.started, now)) + " ago"
+    return age(seconds_between(attempt.heartbeat or attempt.started, now))
+
+
+def age(seconds: float) -> str:
+    """`12s ago`; a time ahead of our clock is `just now` and says by how much, never a
+    negative age."""
+    if seconds < -1:
+        return f"just now (its clock is {duration(-seconds)} ahead of ours)"
+    return f"{duration(max(0.0, seconds))} ago"
 
 
 def notes(queue: Queue) -> list[str]:
@@ -234,9 +246,11 @@ def _attempt_json(attempt: Attempt) -> dict[str, Any]:
     }
 
 
-def status_json(queue: Queue, journal: str, warnings: Iterable[str]) -> Iterator[str]:
+def status_json(queue: Queue, journal: str, warnings: Iterable[str],
+                jobs: Iterable[Job] | None = None) -> Iterator[str]:
     """The whole `status --json` document, in pieces: one line per job, so that ten
-    thousand jobs never sit in memory twice (as values and as text)."""
+    thousand jobs never sit in memory twice (as values and as text). `jobs` (default all)
+    are the ones listed; `counts` is always the whole queue's."""
     head = {
         "schema": JSON_SCHEMA_VERSION,
         "queue": queue.name,
@@ -245,7 +259,7 @@ def status_json(queue: Queue, journal: str, warnings: Iterable[str]) -> Iterator
         "counts": {status.value: count for status, count in queue.counts().items()},
     }
     yield json.dumps(head, ensure_ascii=False)[:-1] + ',\n "jobs": ['
-    for number, job in enumerate(queue.jobs.values()):
+    for number, job in enumerate(queue.jobs.values() if jobs is None else jobs):
         yield ("\n  " if number == 0 else ",\n  ") + json.dumps(job_json(job),
                                                                 ensure_ascii=False)
     tail = {
@@ -257,6 +271,17 @@ def status_json(queue: Queue, journal: str, warnings: Iterable[str]) -> Iterator
         "warnings": list(warnings),
     }
     yield "\n ],\n " + json.dumps(tail, ensure_ascii=False)[1:] + "\n"
+
+
+def wait_line(done: int, failed: int, cancelled: int, running: int, pending: int) -> str:
+    """`wait: 7/12 settled (5 done, 2 failed), 3 running, 2 pending`."""
+    settled = done + failed + cancelled
+    total = settled + running + pending
+    parts = [f"{done} done", f"{failed} failed"]
+    if cancelled:
+        parts.append(f"{cancelled} cancelled")
+    line = f"wait: {settled}/{total} settled ({', '.join(parts)})"
+    return line + f", {running} running, {pending} pending"
 
 
 def progress(position: int, total: int, word: str, job: Job, detail: str = "",
@@ -276,15 +301,20 @@ def finish_detail(attempt: Attempt) -> str:
     return f"{code}{reason}  {duration(attempt.duration)}"
 
 
-def summary(queue: Queue) -> str:
-    """The closing lines of `run`: counts, then each failed job with its code and log."""
+def summary(queue: Queue, selected: Collection[str] | None = None) -> str:
+    """The closing lines of `run`: counts, then each failed job (of those it selected, when
+    it selected some) with its code and log."""
     lines = [f"{queue.name}: {counts_line(queue)}"]
-    failed = queue.by_status(Status.FAILED)
-    for job in failed:
-        last = job.last
-        code = _rc(last)
-        log = last.log if last else "-"
-        lines.append(safe(f"  failed {job.id}  rc={code}  reason={job.reason}  log={log}"))
+    failed = [job for job in queue.by_status(Status.FAILED)
+              if selected is None or job.id in selected]
+    lines.extend(failed_line(job) for job in failed)
     if failed:
         lines.append("rerun them with `journalq retry --failed` then `journalq run` again")
     return "\n".join(lines)
+
+
+def failed_line(job: Job) -> str:
+    """`  failed gpt2-L4-8  rc=3  reason=exit  log=...`: a failed job and where to look."""
+    last = job.last
+    log = last.log if last else "-"
+    return safe(f"  failed {job.id}  rc={_rc(last)}  reason={job.reason}  log={log}")

@@ -16,23 +16,9 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-import attrs
-
 from journalq.attempt import Running
 from journalq.runner import Exit, Interrupts
-
-
-@attrs.frozen
-class Slot:
-    """Where one job runs at a time: its number (from 0) and the devices it is given."""
-
-    index: int
-    devices: tuple[str, ...] = ()
-
-    def describe(self) -> str:
-        """`slot 1 (GPU 0)` for progress lines."""
-        where = f" (GPU {','.join(self.devices)})" if self.devices else ""
-        return f"slot {self.index}{where}"
+from journalq.slots import Slot
 
 
 class Hooks(Protocol):
@@ -52,6 +38,10 @@ class Hooks(Protocol):
 
     def may_start(self) -> bool:
         """Whether new jobs may start (not after a halt, or once we yielded)."""
+        ...
+
+    def abandoned(self, running: Running) -> None:
+        """This attempt was stopped because the run cannot go on recording."""
         ...
 
     def tick(self) -> None:
@@ -82,8 +72,11 @@ class Scheduler:
             try:
                 self._loop(selector)
             except BaseException:
+                # We cannot go on recording (the journal refused a line, say): a job nobody
+                # records is wasted work, and one left running an orphan. Stop them now.
                 for running in self.running.values():
                     running.abandon()
+                    self.hooks.abandoned(running)
                 self.running.clear()
                 raise
 
@@ -104,6 +97,8 @@ class Scheduler:
             due = self.hooks.tick_at()
             if due is not None:
                 wake.append(due)
+            if self.interrupts.poll_seconds is not None:
+                wake.append(self._clock() + self.interrupts.poll_seconds)
             timeout = max(0.0, min(wake) - self._clock())
             for key, _ in selector.select(timeout):
                 if key.fd == self.interrupts.wakeup_fd:

@@ -14,7 +14,7 @@ import platform
 import secrets
 import sys
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from journalq import __version__, checkpoint, host
 from journalq import events as ev
@@ -47,6 +47,7 @@ class Session:
         self.started = False
         self.id = writer.session
         self.mirror: Mirror | None = None
+        self._described: dict[str, Any] = {}
         # How the command ended, recorded by `session_ended`; commands may change it.
         self.exit_code = 0
         self.exit_reason = "completed"
@@ -93,6 +94,11 @@ class Session:
         self.announce()
         return self._writer.append_many(events)
 
+    def describe(self, **fields: Any) -> None:
+        """More for `session_started` to say (what a `run` selected, its Slurm task);
+        before anything is appended."""
+        self._described.update(fields)
+
     def announce(self) -> None:
         """Write `session_started` unless it is written already.
 
@@ -108,21 +114,31 @@ class Session:
                 argv=tuple(os.fsencode(word).decode(errors="backslashreplace")
                            for word in sys.argv),
                 journalq_version=__version__, python_version=platform.python_version(),
+                **self._described,
             ))
             self.started = True
 
     @property
-    def left_running(self) -> LeftRunning | None:
-        """A job's process group a killed runner left running on this machine, if any."""
+    def left_running(self) -> tuple[LeftRunning, ...]:
+        """Job process groups a killed runner left running on this machine."""
         return self._writer.left_running
 
-    def forget_left_running(self) -> None:
-        """That group has been dealt with."""
-        self._writer.forget_left_running()
+    @property
+    def stopped_before(self) -> frozenset[tuple[str, int, str]]:
+        """Attempts (job, number, session) the previous holder stopped itself."""
+        return self._writer.stopped_before
 
-    def record_child(self, job: str | None, pid: int | None, start: int | None) -> None:
-        """Note in the lock file which process group runs now (see `Writer.record_child`)."""
-        self._writer.record_child(job, pid, start)
+    def forget_left_running(self, jobs: set[str]) -> None:
+        """The groups left running for these jobs have been dealt with."""
+        self._writer.forget_left_running(jobs)
+
+    def record_children(self, children: list[tuple[str, int, int]]) -> None:
+        """Note in the lock file which process groups run now (`Writer.record_children`)."""
+        self._writer.record_children(children)
+
+    def note_stopped(self, job: str, attempt: int) -> None:
+        """Note that this runner stopped an attempt it could not record (`note_stopped`)."""
+        self._writer.note_stopped(job, attempt)
 
     def merge(self, *, when_due: bool = False, lenient: bool = False) -> int:
         """Append what the sync folder's copies hold that the journal lacks (with

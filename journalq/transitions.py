@@ -19,8 +19,16 @@ import attrs
 
 from journalq import events as ev
 from journalq.attempts import begin, done_after_all, is_current, ran_another_spec, settle
-from journalq.outcomes import FinishReason, Outcome
-from journalq.state import Job, JobSpec, Queue, SessionInfo, Status, status_after_failure
+from journalq.outcomes import FinishReason, Outcome, RecoveryReason
+from journalq.state import (
+    Attempt,
+    Job,
+    JobSpec,
+    Queue,
+    SessionInfo,
+    Status,
+    status_after_failure,
+)
 
 T = TypeVar("T")
 E = TypeVar("E", bound=ev.Event)
@@ -168,20 +176,55 @@ def interrupted(job: Job, event: ev.JobInterrupted) -> Applied[Job] | Misfit:
 
 
 def recovered(job: Job, event: ev.JobRecovered) -> Applied[Job] | Misfit:
-    if not is_current(job, event.attempt, event.attempt_session):
-        return Misfit(f"recovery of attempt {event.attempt}, which is not running")
     try:
         to = Status(event.to)
     except ValueError:
         return Misfit(f"recovery to unknown status {event.to!r}")
     if to is Status.RUNNING or to is Status.CANCELLED:
         return Misfit(f"recovery to {event.to!r}, which recovery never decides")
+    if not is_current(job, event.attempt, event.attempt_session):
+        if event.reason == RecoveryReason.CARD:
+            return _late_card(job, event, to)
+        return Misfit(f"recovery of attempt {event.attempt}, which is not running")
+    if event.reason == RecoveryReason.STOPPED:  # journalq stopped it itself: not charged
+        job = settle(job, event.ts, outcome=Outcome.INTERRUPTED, reason=event.reason,
+                     charged=False)
+        return Applied(attrs.evolve(job, status=Status.PENDING, charged=job.charged - 1,
+                                    reason=None))
     outcome = Outcome.DONE if to is Status.DONE else Outcome.FAILED
     job = settle(job, event.ts, outcome=outcome, reason=event.reason,
                  return_code=event.return_code)
     return Applied(attrs.evolve(
         job, status=to, reason=None if to is Status.DONE else event.reason,
         changed_after_done=to is Status.DONE and ran_another_spec(job)))
+
+
+def _late_card(job: Job, event: ev.JobRecovered, to: Status) -> Applied[Job] | Misfit:
+    """A run card settles an attempt the journal never saw finish (see
+    `policy.settle_from_card`): one it never saw at all, or one it settled without a
+    finish and that finished `done` after all."""
+    index = next((n for n, a in enumerate(job.attempts)
+                  if (a.number, a.session) == (event.attempt, event.attempt_session)), None)
+    outcome = Outcome.DONE if to is Status.DONE else Outcome.FAILED
+    if index is None:
+        if job.status is not Status.PENDING:
+            return Misfit(f"run card of attempt {event.attempt} of session "
+                          f"{event.attempt_session} while the job was {job.status.value}")
+        attempt = Attempt(number=event.attempt, session=event.attempt_session, host="",
+                          boot_id="", pid=0, started=event.ts, log="",
+                          spec_sha256=job.spec.sha256, finished=event.ts, outcome=outcome,
+                          reason=RecoveryReason.CARD, return_code=event.return_code)
+        job = attrs.evolve(job, attempts=(*job.attempts, attempt), charged=job.charged + 1)
+    elif to is Status.DONE and job.status is not Status.DONE:
+        attempts = list(job.attempts)
+        attempts[index] = attrs.evolve(attempts[index], outcome=Outcome.DONE,
+                                       reason=RecoveryReason.CARD,
+                                       return_code=event.return_code)
+        job = attrs.evolve(job, attempts=tuple(attempts))
+    else:
+        return Misfit(f"run card of attempt {event.attempt}, which is settled already")
+    return Applied(attrs.evolve(job, status=to, reason=None if to is Status.DONE
+                                else RecoveryReason.CARD))
 
 
 def retried(job: Job, event: ev.JobRetried) -> Applied[Job] | Misfit:
@@ -214,7 +257,8 @@ def beat(running: tuple[int, str] | None, known: Beat | None, attempt: int, sess
 
 def heartbeat(subject: tuple[tuple[int, str] | None, Beat | None],
               event: ev.Heartbeat) -> Applied[Beat] | Misfit:
-    result = beat(*subject, event.attempt, event.session, event.ts, event.child_pid)
+    result = beat(*subject, event.attempt, event.session, event.clock or event.ts,
+                  event.child_pid)
     return result if isinstance(result, Misfit) else Applied(result)
 
 

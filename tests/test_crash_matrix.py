@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import attrs
+import pytest
 import reliability
 from faultfs import FATES, Crash, FaultyFs
 from test_fold import BASE
@@ -36,6 +37,9 @@ from journalq.reader import Reader
 from journalq.session import Session
 from journalq.state import JobSpec, Status
 from journalq.sync import CopyReader, Mirror
+
+# Long crash, fault and multi-runtime scenarios: `pytest -m "not slow"` skips them.
+pytestmark = pytest.mark.slow
 
 SEED = 5
 SESSION = "c7a5c0000001"

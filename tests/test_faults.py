@@ -29,6 +29,9 @@ from test_run_support import SmallQueue, counts, wait_until
 from conftest import journalq
 from journalq import reader
 
+# Long crash, fault and multi-runtime scenarios: `pytest -m "not slow"` skips them.
+pytestmark = pytest.mark.slow
+
 FAULTFS = Path(__file__).resolve().parent / "faultfs.py"
 JOURNAL = "runtime_state/q.jsonl"
 

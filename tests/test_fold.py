@@ -675,7 +675,7 @@ def test_heartbeats_fed_as_fields_fold_as_heartbeat_events(events: list[ev.Event
     for event in sorted(events, key=fold.sort_key):
         by_event.feed(event)
         if isinstance(event, ev.Heartbeat):
-            by_fields.beat(event.id, event.ts, event.session, event.job, event.attempt,
+            by_fields.beat(event.id, event.ts, event.session, event.clock, event.job, event.attempt,
                            event.child_pid)
         else:
             by_fields.feed(event)

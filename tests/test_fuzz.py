@@ -30,6 +30,9 @@ from journalq import cli, codec, config, journal, reader, timestamps
 from journalq import events as ev
 from journalq.errors import EXIT_JOURNAL, EXIT_OK, ConfigError, JournalError, JournalqError
 
+# Long crash, fault and multi-runtime scenarios: `pytest -m "not slow"` skips them.
+pytestmark = pytest.mark.slow
+
 MIN_CASES = 1000
 # JOURNALQ_FUZZ_SCALE=10 runs ten times the cases, for a longer hunt than CI's.
 SCALE = int(os.environ.get("JOURNALQ_FUZZ_SCALE", "1"))

@@ -20,12 +20,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import reliability
 from test_run_support import SmallQueue
 
 from journalq import reader
 from journalq.reader import Reader
 from journalq.state import Status
+
+# Long crash, fault and multi-runtime scenarios: `pytest -m "not slow"` skips them.
+pytestmark = pytest.mark.slow
 
 JOBS = [f"job{n:02d}" for n in range(1, 21)]
 ITERATIONS = int(os.environ.get("JOURNALQ_KILL_ITERATIONS", "200"))

@@ -167,17 +167,54 @@ def card(job: str = "a", attempt: int = 2, session: str = "s2") -> policy.RunCar
                           return_code=0)
 
 
-@pytest.mark.parametrize(("the_card", "expected"), [
-    (None, False),
-    (card(attempt=1, session="s1"), False),  # our own attempt: recovery reads it, not this
-    (card(), True),  # attempt 2 of s2: this journal never saw it
-    (card(attempt=1, session="s2"), True),  # same number, another session: another attempt
-    (card(job="b"), False),  # a card of another job (a shared out_dir) says nothing
+def settled_job(reason: str, outcome: str = "failed") -> Job:
+    """A job whose attempt 1 of s1 was settled without a finish (or finished), failed."""
+    job = job_with((1, "s1"))
+    closed = attrs.evolve(job.attempts[0], finished=format_ts(BASE + 1), outcome=outcome,
+                          reason=reason)
+    return attrs.evolve(job, attempts=(closed,), status=Status.FAILED, charged=1)
+
+
+@pytest.mark.parametrize(("job", "the_card", "expected"), [
+    (job_with((1, "s1")), None, None),
+    (job_with((1, "s1")), card(job="b"), None),  # another job's card (a shared out_dir)
+    (job_with((1, "s1")), card(), "done"),  # attempt 2 of s2: this journal never saw it
+    (job_with((1, "s1")), card(attempt=1, session="s2"), "done"),  # same number, other run
+    (job_with((1, "s1")), attrs.evolve(card(), outcome="failed", return_code=3), "pending"),
+    (settled_job("stale"), card(attempt=1, session="s1"), "done"),  # the card came late
+    (settled_job("forced"), card(attempt=1, session="s1"), "done"),
+    (settled_job("exit"), card(attempt=1, session="s1"), None),  # it had its finish
+    (settled_job("stale"), attrs.evolve(card(attempt=1, session="s1"), outcome="failed"),
+     None),  # a late failed card changes nothing: the attempt failed and was charged
 ])
-def test_ran_elsewhere(the_card: policy.RunCard | None, expected: bool) -> None:
-    """A run card means "ran elsewhere" only if it names this job and an attempt (session,
-    number) this journal never saw."""
-    assert expected is policy.ran_elsewhere(job_with((1, "s1")), the_card)
+def test_settle_from_card(job: Job, the_card: policy.RunCard | None,
+                          expected: str | None) -> None:
+    """A card settles a job before another attempt starts when it records a finished
+    attempt the journal does not know as finished: never seen, or settled without its
+    finish (stale, forced, abandoned...) and done after all."""
+    event = policy.settle_from_card(job, the_card)
+
+    assert expected == (event.to if event else None)
+    if event is not None:
+        assert (RecoveryReason.CARD, the_card.attempt, the_card.session) == (  # type: ignore[union-attr]
+            event.reason, event.attempt, event.attempt_session)
+
+
+def test_a_card_settlement_folds_into_a_done_job_that_is_never_started_again() -> None:
+    """The event the policy returns fits the fold: the job is done, its history shows the
+    attempt the card tells of, and settling it again finds nothing new."""
+    queue = queue_of(added("a"))
+    job = queue.jobs["a"]
+    event = policy.settle_from_card(job, card())
+    assert event is not None
+
+    after = fold.replay(history(CREATED, added("a"), event))
+    job = after.jobs["a"]
+
+    assert Status.DONE is job.status
+    assert [(2, "s2", "done")] == [(a.number, a.session, a.outcome) for a in job.attempts]
+    assert policy.settle_from_card(job, card()) is None
+    assert () == after.anomalies
 
 
 def queue_of(*events: ev.Event) -> Queue:
@@ -185,30 +222,32 @@ def queue_of(*events: ev.Event) -> Queue:
 
 
 @pytest.mark.parametrize(("kwargs", "expected"), [
-    ({"ran_elsewhere": False, "interrupted_by": None}, 0),
-    ({"ran_elsewhere": False, "interrupted_by": None, "halted": True}, 1),
-    ({"ran_elsewhere": True, "interrupted_by": None}, 6),
-    ({"ran_elsewhere": True, "interrupted_by": 2}, 130),
-    ({"ran_elsewhere": False, "interrupted_by": 15}, 143),
-    ({"ran_elsewhere": False, "interrupted_by": 1}, 129),
-    ({"ran_elsewhere": False, "interrupted_by": 10}, 130),  # any other signal: as Ctrl-C
+    ({"yielded": False, "interrupted_by": None}, 0),
+    ({"yielded": False, "interrupted_by": None, "halted": True}, 1),
+    ({"yielded": True, "interrupted_by": None}, 5),
+    ({"yielded": True, "interrupted_by": 2}, 130),
+    ({"yielded": False, "interrupted_by": 15}, 143),
+    ({"yielded": False, "interrupted_by": 1}, 129),
+    ({"yielded": False, "interrupted_by": 10}, 130),  # any other signal: as Ctrl-C
 ])
 def test_run_exit_code_of_a_queue_without_failures(kwargs: dict[str, object],
                                                    expected: int) -> None:
-    """A signal wins, then "ran elsewhere" (6), then a halt (1); else 0."""
+    """A signal wins, then jobs left to another runner (5), then a halt (1); else 0."""
     queue = queue_of(added("a"), started("a", 1), finished("a", 1))
 
-    assert expected == policy.run_exit_code(queue, **kwargs)  # type: ignore[arg-type]
+    assert expected == policy.run_exit_code(queue, ["a"], **kwargs)  # type: ignore[arg-type]
 
 
-def test_run_exit_code_is_1_when_a_job_failed() -> None:
-    """A failed job makes `run` exit 1 unless a decision or a signal says more."""
-    queue = queue_of(added("a"), started("a", 1), finished("a", 1, return_code=3))
+def test_run_exit_code_is_1_when_a_selected_job_failed() -> None:
+    """A failed job of the run's selection makes it exit 1 unless more is to say; a failed
+    job another runner selected does not."""
+    queue = queue_of(added("a"), added("b"), started("a", 1), finished("a", 1, return_code=3))
 
-    assert (1, 6, 143) == (
-        policy.run_exit_code(queue, ran_elsewhere=False, interrupted_by=None),
-        policy.run_exit_code(queue, ran_elsewhere=True, interrupted_by=None),
-        policy.run_exit_code(queue, ran_elsewhere=True, interrupted_by=15))
+    assert (1, 5, 143, 0) == (
+        policy.run_exit_code(queue, ["a"], yielded=False, interrupted_by=None),
+        policy.run_exit_code(queue, ["a"], yielded=True, interrupted_by=None),
+        policy.run_exit_code(queue, ["a"], yielded=True, interrupted_by=15),
+        policy.run_exit_code(queue, ["b"], yielded=False, interrupted_by=None))
 
 
 @pytest.mark.parametrize(("boot_id", "live", "after", "force", "reason"), [

@@ -223,8 +223,9 @@ def test_closed_stdout_does_not_stop_the_batch(project: Path) -> None:
 
 def test_a_card_from_an_attempt_the_journal_never_saw_stops_a_rerun(project: Path) -> None:
     """A job whose out_dir holds a run card of an attempt this journal does not know (another
-    runtime ran it; its journal copy was lost) is not run again: `run` leaves it pending,
-    says why and where the card is, runs the other jobs, and exits 6."""
+    runtime ran it; its journal copy was lost) is not run again: `run` settles it from the
+    card (done), says why and where the card is, runs the other jobs, and leaves the card
+    as it was."""
     with SmallQueue(project, ["a", "b"]) as queue:
         assert 0 == queue.run("--quiet").returncode
         card = queue.out_dir("a") / "journalq-run.toml"
@@ -235,9 +236,10 @@ def test_a_card_from_an_attempt_the_journal_never_saw_stops_a_rerun(project: Pat
 
         again = queue.run("--quiet")
 
-        assert 6 == again.returncode, again.stderr
+        assert 0 == again.returncode, again.stderr
         assert [("a", 1), ("b", 1), ("b", 1)] == queue.runs()
         assert "not running a:" in again.stderr
         assert str(card.relative_to(project)) in again.stderr
-        assert "pending" == queue.job("a")["status"]
+        assert ("done", "card") == (queue.job("a")["status"],
+                                    queue.job("a")["attempts"][-1]["reason"])
         assert saved == card.read_bytes()

@@ -33,6 +33,9 @@ from journalq.opened import load_config
 from journalq.reader import Reader
 from journalq.state import Queue
 
+# Long crash, fault and multi-runtime scenarios: `pytest -m "not slow"` skips them.
+pytestmark = pytest.mark.slow
+
 CONFIG = "configs/experiments/colab_batch_a.yaml"
 QUEUE = "colab_batch_a"
 JOBS = list(load_config(str(REPO / CONFIG)).jobs)  # queue order: JOBS[3] is the 4th job

@@ -1,17 +1,26 @@
 """`journalq run`: bring the journal up to date with the config, settle what a dead runner
-left behind, then hand the pending jobs to the batch until none is left or the operator
-stops us."""
+left behind, then run the selected pending jobs in the run's slots until none is left or
+the operator stops us."""
 
 from __future__ import annotations
 
-from journalq import policy, render
-from journalq.batch import Batch
+import os
+from collections.abc import Sequence
+
+import attrs
+
+from journalq import gitinfo, policy, slots
+from journalq.batch import Batch, Plan
 from journalq.config import Config
-from journalq.errors import BusyError, DecisionNeeded
+from journalq.echo import Echo, console_on, terminal_for
+from journalq.errors import DecisionNeeded, UsageError
 from journalq.opened import Opened
 from journalq.outcomes import RecoveryReason
 from journalq.recovery import observe, recover_orphans, refuse_orphans
+from journalq.render import Console
 from journalq.runner import Interrupts
+from journalq.scheduler import Scheduler
+from journalq.selection import Selection, parse_shard, selected
 from journalq.session import Session, writing
 from journalq.state import Status
 
@@ -20,43 +29,104 @@ TRUST_JOURNAL = "journal"
 
 
 def run(opened: Opened, *, resume: bool = False, stale_seconds: float | None = None,
-        force: bool = False, trust: str | None = None, quiet: bool = False) -> int:
-    """Run every pending job of the queue; returns 0 when all are done, 1 if any failed."""
+        force: bool = False, trust: str | None = None, quiet: bool = False,
+        jobs: Sequence[str] = (), only: Sequence[str] = (), shard: str | None = None,
+        slot_count: int | None = None, gpus: str | None = None,
+        halt: int | None = None) -> int:
+    """Run the selected pending jobs; returns 0 when they are all done, 1 if one failed."""
     cfg = opened.require_config()
-    with Interrupts() as interrupts, writing(opened, "run") as session:
-        stale = opened.stale_seconds(stale_seconds)
-        runnable = _prepare(opened, session, cfg, resume=resume, force=force, trust=trust,
-                            stale_seconds=stale)
-        # --force declared every runner known now gone; one heard of later is news.
-        known = frozenset(session.queue().sessions) if force else frozenset()
-        batch = Batch(cfg, session, opened.console, interrupts, quiet=quiet,
-                      runnable=runnable, clock=opened.clock, stale_seconds=stale,
-                      declared_dead=known)
-        batch.run_pending()
-        return batch.finish()
+    selection = _selection(jobs, only, shard)
+    plan_slots = _slots(cfg, slot_count, gpus)
+    stale = opened.stale_seconds(stale_seconds)
+    terminal = terminal_for(opened.console)
+    console = console_on(terminal)
+    opened = _with_console(opened, console)
+    try:
+        with Interrupts() as interrupts, writing(opened, "run") as session:
+            session.describe(jobs=selection.jobs, only=selection.only, shard=selection.shard,
+                             slurm_task=_slurm_task())
+            runnable = _prepare(opened, session, cfg, selection, resume=resume, force=force,
+                                trust=trust, stale_seconds=stale)
+            plan = Plan(
+                runnable=frozenset(runnable), selection=selection, slots=tuple(plan_slots),
+                halt_after=halt if halt is not None else cfg.halt_after_failures,
+                stale_seconds=stale, quiet=quiet,
+                # --force declared every runner known now gone; one heard of later is news.
+                declared_dead=frozenset(session.queue().sessions) if force else frozenset(),
+            )
+            batch = Batch(cfg, session, console, plan, interrupts=interrupts,
+                          clock=opened.clock, revision=gitinfo.revision_of,
+                          echo=None if quiet else Echo(terminal))
+            Scheduler(plan_slots, batch, interrupts, opened.clock.monotonic).run()
+            return batch.finish()
+    finally:
+        terminal.close()
 
 
-def _prepare(opened: Opened, session: Session, cfg: Config, *, resume: bool, force: bool,
-             trust: str | None, stale_seconds: float) -> set[str]:
+def _with_console(opened: Opened, console: Console) -> Opened:
+    return attrs.evolve(opened, console=console)
+
+
+def _selection(jobs: Sequence[str], only: Sequence[str], shard: str | None) -> Selection:
+    if shard is not None and parse_shard(shard) is None:
+        raise UsageError(f"--shard {shard!r}: expected K/N with 0 <= K < N, like 0/4")
+    return Selection(jobs=tuple(dict.fromkeys(jobs)) or None, only=tuple(only) or None,
+                     shard=shard)
+
+
+def _slots(cfg: Config, count: int | None, gpus: str | None) -> list[slots.Slot]:
+    """The run's slots: the command line's choice, else the config's (default one)."""
+    if count is not None and gpus is not None:
+        raise UsageError("give --slots or --gpus, not both")
+    if count is not None:
+        return slots.plan(count, None, 1)
+    devices = slots.parse_gpus_flag(gpus) if gpus is not None else cfg.gpus
+    if devices == "auto":
+        devices = slots.find_gpus()
+    return slots.plan(cfg.slots, devices if devices else None, cfg.jobs_per_gpu)
+
+
+def _slurm_task() -> str | None:
+    """This Slurm task's identity (`<array job>_<task>`, or the job id), if under Slurm."""
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    if array and task:
+        return f"{array}_{task}"
+    return os.environ.get("SLURM_JOB_ID") or None
+
+
+def _requeued(session: Session) -> frozenset[str]:
+    """Earlier instances of this Slurm task, when Slurm requeued it (it stops a task before
+    it requeues it, so their attempts are over whatever their heartbeats say)."""
+    task = _slurm_task()
+    if task is None or int(os.environ.get("SLURM_RESTART_COUNT") or 0) < 1:
+        return frozenset()
+    return frozenset(info.id for info in session.queue().sessions.values()
+                     if info.slurm_task == task and info.id != session.id and not info.ended)
+
+
+def _prepare(opened: Opened, session: Session, cfg: Config, selection: Selection, *,
+             resume: bool, force: bool, trust: str | None, stale_seconds: float) -> list[str]:
     """Add the config's new jobs, check specs, and recover what a dead runner left; returns
-    the ids of the jobs this run may start."""
+    the ids of the jobs this run may start, in queue order."""
     drifted = session.add_config(cfg)
     _settle_drift(opened, session, drifted, trust)
     queue = session.queue()
-    seen = observe(queue, opened.clock.utc_now(), stale_seconds, force)
-    elsewhere = [] if force else policy.runners_elsewhere(queue, seen)
-    _refuse_live_runners([f"session {r.session} on {r.host}, last heard from "
-                          f"{render.duration(r.age)} ago" for r in elsewhere])
-    orphans, alive = policy.classify_running(queue, seen)
-    _refuse_live_runners([f"{r.job.id} on {r.host}, last heartbeat "
-                          f"{render.duration(r.age)} ago" for r in alive])
-    # --force already declared those runners dead (the busy error above told the operator
-    # to pass it); asking for --resume on top would refuse the very command we suggested.
-    undecided = [o for o in orphans if o.reason != RecoveryReason.FORCED]
+    unknown = [job for job in selection.jobs or () if job not in queue.jobs]
+    if unknown:
+        raise UsageError(f"no such job: {', '.join(unknown)}; `journalq status` lists the ids")
+    seen = observe(queue, opened.clock.utc_now(), stale_seconds, force,
+                   requeued=_requeued(session), stopped=session.stopped_before)
+    orphans, _ = policy.classify_running(queue, seen)
+    # --force declared those runners dead; asking for --resume on top would refuse the very
+    # command the busy message suggested. A requeue or a stop is no guess either.
+    decided = (RecoveryReason.FORCED, RecoveryReason.REQUEUED, RecoveryReason.STOPPED)
+    undecided = [o for o in orphans if o.reason not in decided]
     if undecided and not resume:
         refuse_orphans(undecided, session.path)
     recover_orphans(session, orphans, seen, opened.console, cfg.grace_seconds)
-    return set(queue.jobs) if trust == TRUST_JOURNAL else set(cfg.jobs)
+    order = list(queue.jobs)
+    allowed = set(queue.jobs) if trust == TRUST_JOURNAL else set(cfg.jobs)
+    return [job for job in selected(order, selection) if job in allowed]
 
 
 def _settle_drift(opened: Opened, session: Session, drifted: list[policy.Drift],
@@ -78,10 +148,3 @@ def _settle_drift(opened: Opened, session: Session, drifted: list[policy.Drift],
             f"{len(waiting)} job(s) ({names}); run `journalq init --config ...` to record "
             "the config's, or pass --trust config / --trust journal"
         )
-
-
-def _refuse_live_runners(described: list[str]) -> None:
-    """A second runner never starts beside one that may still be alive."""
-    if described:
-        raise BusyError(f"another runner looks alive ({'; '.join(described)}); if that "
-                        "runtime is gone, rerun with --force (or wait stale_seconds)")

@@ -151,9 +151,9 @@ class Row:
     ok: bool | None
 
 
-def print_table(title: str, rows: Sequence[Row]) -> None:
-    """A plain-text table with a PASS/FAIL column."""
-    head = ("figure", "median", "baseline", "baseline median", "ratio", "target", "")
+def print_table(title: str, rows: Sequence[Row], value: str = "median") -> None:
+    """A plain-text table with a PASS/FAIL column; `value` heads the figures' column."""
+    head = ("figure", value, "baseline", f"baseline {value}", "ratio", "target", "")
     body = [(r.figure, r.value, r.baseline, r.baseline_value,
              "-" if r.ratio is None else f"{r.ratio:.2f}x", r.target,
              "" if r.ok is None else ("PASS" if r.ok else "FAIL")) for r in rows]
@@ -219,3 +219,147 @@ def spread_rows(cases: Sequence[Case], show: Callable[[Case], str]) -> list[Row]
     """One row per case with its median (`show`) and its min/max spread."""
     return [Row(f"  {case.name}", show(case), "", "", None, case.spread(), None)
             for case in cases]
+
+
+# ---- helpers for the issue-10/12 benchmarks: journals, quick mode, /proc, strace ----------
+
+
+def quick_arg(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """--quick: small sizes and one run, to check that a benchmark works (figures are noise)."""
+    parser.add_argument("--quick", action="store_true",
+                        help="small sizes, one run: checks the script, not the figures")
+    return parser
+
+
+def journal_events(path: str | os.PathLike[str]) -> list[dict[str, object]]:
+    """Every whole, parseable line of a journal as a dict (a torn tail is skipped)."""
+    events = []
+    with open(path, "rb") as handle:
+        for line in handle:
+            if line.endswith(b"\n"):
+                with contextlib.suppress(ValueError):
+                    events.append(json.loads(line))
+    return events
+
+
+def epoch(ts: object) -> float:
+    """A journal timestamp (`2026-01-01T00:00:00.000000Z`) as seconds since the epoch."""
+    from datetime import datetime
+
+    return datetime.fromisoformat(str(ts).replace("Z", "+00:00")).timestamp()
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) the process `pid` itself has used so far: nanoseconds from
+    /proc/<pid>/schedstat where the kernel has it, else clock ticks from /proc/<pid>/stat.
+    Its reaped children are not counted (they are in stat's cutime/cstime, not read here)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_size(path: str | os.PathLike[str]) -> int:
+    """Bytes in the regular files under `path` (0 if it does not exist)."""
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total
+
+
+@dataclass
+class FileIO:
+    """Bytes moved to and from each file by a traced process tree, from strace."""
+
+    read: dict[str, int] = field(default_factory=dict)
+    written: dict[str, int] = field(default_factory=dict)
+    opens: dict[str, int] = field(default_factory=dict)
+    mmaps: dict[str, int] = field(default_factory=dict)
+    rc: int = 0
+
+    def read_from(self, path: str | os.PathLike[str]) -> int:
+        return self.read.get(os.path.realpath(path), 0)
+
+    def written_under(self, folder: str | os.PathLike[str]) -> int:
+        root = os.path.realpath(folder) + os.sep
+        return sum(n for p, n in self.written.items() if p.startswith(root))
+
+
+# Syscalls that move file bytes, and which of their `fd<path>` arguments (in order of
+# appearance, strace -y) is read from and which written to.
+_READS = {"read": 0, "pread64": 0, "readv": 0, "preadv": 0, "preadv2": 0,
+          "sendfile": 1, "copy_file_range": 0, "splice": 0}
+_WRITES = {"write": 0, "pwrite64": 0, "writev": 0, "pwritev": 0, "pwritev2": 0,
+           "sendfile": 0, "copy_file_range": 1, "splice": 1}
+_TRACED = sorted({*_READS, *_WRITES, "mmap", "open", "openat", "openat2"})
+
+
+def strace_available() -> str | None:
+    """The strace binary, or None (`apt-get install -y strace`)."""
+    return shutil.which("strace")
+
+
+def trace_io(argv: Sequence[str], *, cwd: str | os.PathLike[str] | None = None,
+             env: dict[str, str] | None = None, expect_rc: int | None = 0) -> FileIO:
+    """Run `argv` under `strace -f -y` and add up, per file path, the bytes its whole process
+    tree read and wrote through every syscall that moves file bytes (read/write and their
+    vectored and positional forms, sendfile, copy_file_range, splice), plus its opens and
+    file-backed mmaps (bytes read through a mapping cannot be counted: they are reported
+    so that a figure is never silently low).
+
+    Why strace: it sees every byte whatever the code path (buffered files, os.write,
+    shutil's sendfile), attributes it to the file by path (/proc/<pid>/io cannot split by
+    file), and needs no change to journalq. It slows the traced process, so its wall time
+    is never used; `--seccomp-bpf` stops only on the traced calls. One output file per
+    process (-ff) means no interleaved `<unfinished ...>` lines to stitch.
+    """
+    import re
+
+    strace = strace_available()
+    if strace is None:
+        raise SystemExit("strace is not installed (apt-get install -y strace)")
+    call = re.compile(r"^(\w+)\((.*)\)\s+=\s+(-?\d+|0x[0-9a-f]+)(?:<([^<>]*)>)?")
+    fdpath = re.compile(r"\b\d+<([^<>]*)>")
+    io = FileIO()
+    with tempfile.TemporaryDirectory(prefix="journalq-strace-") as out:
+        prefix = os.path.join(out, "t")
+        done = subprocess.run([strace, "-f", "-ff", "-qq", "-y", "-s", "0", "--seccomp-bpf",
+                               "-e", "signal=none", "-e", f"trace={','.join(_TRACED)}",
+                               "-o", prefix, *argv], cwd=cwd, env=env,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
+        io.rc = done.returncode
+        if expect_rc is not None and done.returncode != expect_rc:
+            raise RuntimeError(f"{' '.join(argv)} exited {done.returncode} under strace:\n"
+                               f"{done.stderr.decode(errors='replace')[-2000:]}")
+        for name in os.listdir(out):
+            with open(os.path.join(out, name), errors="replace") as trace:
+                for line in trace:
+                    match = call.match(line)
+                    if match is None:
+                        continue
+                    name_, args, result, result_path = match.groups()
+                    if name_ in ("open", "openat", "openat2"):
+                        if result_path and not result.startswith("-"):
+                            io.opens[result_path] = io.opens.get(result_path, 0) + 1
+                        continue
+                    paths = fdpath.findall(args)
+                    if name_ == "mmap":
+                        if paths and not result.startswith("-"):
+                            io.mmaps[paths[0]] = io.mmaps.get(paths[0], 0) + 1
+                        continue
+                    if not result.isdigit():
+                        continue  # -1 (an error) or a pointer
+                    moved = int(result)
+                    for table, totals in ((_READS, io.read), (_WRITES, io.written)):
+                        index = table.get(name_)
+                        if index is not None and index < len(paths):
+                            totals[paths[index]] = totals.get(paths[index], 0) + moved
+    return io
+
+
+def verdict(value: float, limit: float) -> bool:
+    """value <= limit (a small helper so that every bar reads the same way)."""
+    return value <= limit
