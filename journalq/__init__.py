@@ -5,15 +5,14 @@ From Python (a notebook above all): `journalq.run(config, resume=True)`, `status
 the command line's `exit_code` and one-line `message` (see `journalq.api`).
 """
 
-__version__ = "0.1.0"
+# No import at module level, not even `typing`: every `journalq` command imports this
+# package before its entry point can catch a Ctrl-C (see `journalq.__main__`).
+TYPE_CHECKING = False
+
+__version__ = "0.1.0"  # as journalq.version.VERSION (a test keeps them equal)
 __all__ = ["Error", "__version__", "collect", "logs", "run", "status", "wait"]
 
-# Not typing's TYPE_CHECKING: every `journalq` command imports this package before its entry
-# point can catch a Ctrl-C (`journalq.__main__`), and importing `typing` takes milliseconds.
-TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
-
     from journalq.api import collect, logs, run, status, wait
     from journalq.errors import Error
 
@@ -24,7 +23,7 @@ _LAZY = {"run": "journalq.api", "status": "journalq.api", "wait": "journalq.api"
          "collect": "journalq.api", "logs": "journalq.api", "Error": "journalq.errors"}
 
 if not TYPE_CHECKING:
-    def __getattr__(name: str) -> "Any":
+    def __getattr__(name: str) -> object:
         module = _LAZY.get(name)
         if module is None:
             raise AttributeError(f"module 'journalq' has no attribute {name!r}")

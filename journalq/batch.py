@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 import attrs
 
-from journalq import __version__, host, policy, reaper, render, runners
 from journalq import events as ev
+from journalq import host, policy, reaper, render, runners, statusview
 from journalq.attempt import Running, Timing
 from journalq.card import card_path, read_card, write_card
 from journalq.clock import Clock
@@ -35,6 +35,7 @@ from journalq.selection import Selection
 from journalq.session import Session
 from journalq.slots import Slot
 from journalq.state import Job, Status
+from journalq.version import VERSION
 
 
 @attrs.frozen
@@ -270,7 +271,7 @@ class Batch:
                 "return_code": result.return_code, "signal": result.signal,
                 "started": started, "finished": self.clock.stamp(),
                 "duration": round(result.duration, 6), "host": host.hostname(),
-                "journalq_version": __version__, "spec_sha256": job.spec.sha256,
+                "journalq_version": VERSION, "spec_sha256": job.spec.sha256,
                 "commit": revision.commit if revision else None,
                 "dirty": revision.dirty if revision else None,
             }, self.session.fs, self.files.card_must_be_durable(out_dir))
@@ -332,6 +333,12 @@ class Batch:
             self.console.err(f"halted after {self.failures} failed attempt(s) "
                              f"(halt_after_failures: {self.plan.halt_after}); "
                              f"{len(pending)} job(s) not started")
+        commits = statusview.done_commits(queue.jobs.values())
+        if len(commits) > 1:
+            spread = ", ".join(f"{c[:12]}{'+dirty' if c.endswith('+dirty') else ''} "
+                               f"({len(ids)} job(s))" for c, ids in commits.items())
+            self.console.warn(f"the done jobs of this queue ran {len(commits)} versions of "
+                              f"the code: {spread}; `journalq status` lists them")
         if self.echo and self.echo.dropped():
             self.console.warn(f"the terminal did not keep up: {self.echo.dropped()} bytes of "
                               "job output were not echoed (the logs have every byte)")

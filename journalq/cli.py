@@ -12,7 +12,6 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NoReturn, TextIO
 
-from journalq import __version__
 from journalq.errors import (
     EXIT_BROKEN_PIPE,
     EXIT_INTERNAL,
@@ -25,6 +24,7 @@ from journalq.errors import (
     interrupt_code,
 )
 from journalq.render import Console
+from journalq.version import VERSION as __version__
 
 if TYPE_CHECKING:  # commands are imported when dispatched, to keep start-up fast
     from journalq.opened import Opened
@@ -55,10 +55,15 @@ def _state_args(sub: argparse.ArgumentParser, config_required: bool = False,
 
 def _init_args(sub: argparse.ArgumentParser) -> None:
     _state_args(sub, config_required=True)
+    sub.add_argument("--dry-run", action="store_true",
+                     help="say which jobs would be added or changed; write nothing")
 
 
 def _run_args(sub: argparse.ArgumentParser) -> None:
     _state_args(sub, config_required=True)
+    sub.add_argument("--dry-run", action="store_true",
+                     help="say what would be added, recovered and run, in order; write "
+                          "nothing")
     sub.add_argument("--resume", action="store_true",
                      help="first recover jobs a dead runner left running")
     sub.add_argument("--stale-seconds", type=_seconds, metavar="N",
@@ -111,6 +116,19 @@ def _repair_args(sub: argparse.ArgumentParser) -> None:
                      help="drop only the bad lines and keep every valid line after them "
                           "(default: cut the journal at the first bad line)")
     sub.add_argument("--dry-run", action="store_true", help="report, write nothing")
+
+
+def _slurm_args(sub: argparse.ArgumentParser) -> None:
+    _state_args(sub, config_required=True)
+    sub.add_argument("--tasks", type=_count, metavar="N",
+                     help="N array tasks, task K running shard K/N (default: one per job)")
+    sub.add_argument("--array-limit", type=_count, metavar="K",
+                     help="at most K tasks at once (--array=...%%K)")
+    sub.add_argument("--gpus-per-task", type=_count, metavar="G", help="--gres=gpu:G")
+    sub.add_argument("--submit", action="store_true",
+                     help="submit the script with sbatch and print the Slurm job id")
+    sub.add_argument("sbatch_options", nargs=argparse.REMAINDER, metavar="-- SBATCH_OPTION",
+                     help="options for the script's #SBATCH lines (-p gpu, --time=1:00:00)")
 
 
 # ---- reading commands (issue 14): status's filters and formats, logs, wait, collect ----
@@ -205,6 +223,7 @@ _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "cancel": ("cancel pending jobs so that run skips them", _cancel_args),
     "sync": ("merge the sync folder's copies into the journal and copy it back", _state_args),
     "repair": ("drop a journal's corrupt lines after keeping a backup", _repair_args),
+    "slurm": ("write (and submit) a Slurm job array running the pending jobs", _slurm_args),
     **_READERS,
 }
 
@@ -325,9 +344,8 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
     if command in _READERS or command == "status":
         return _read(args, console)
     opened = _opened(args, console)
-    # Before anything reads it whole, locks it or writes beside it: a config passed as the
-    # journal, a pretty-printed journal or a FIFO is refused untouched, every command alike.
-    check_journal(opened.path, opened.fs)
+    if command in ("init", "run") and args.dry_run:
+        return _dry_run(args, opened)
     if command == "init":
         from journalq.commands.init import init
 
@@ -349,6 +367,12 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
         from journalq.commands.sync import sync
 
         return sync(opened)
+    if command == "slurm":
+        from journalq.commands.slurm import slurm
+
+        return slurm(opened, tasks=args.tasks, array_limit=args.array_limit,
+                     gpus_per_task=args.gpus_per_task, submit=args.submit,
+                     sbatch_options=args.sbatch_options)
     if command == "run":
         from journalq.commands.run import run
 
@@ -359,13 +383,26 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
     raise UsageError(f"unknown command {command}")
 
 
+def _dry_run(args: argparse.Namespace, opened: Opened) -> int:
+    from journalq.commands import plan
+
+    if args.command == "init":
+        return plan.dry_run(opened, command="init")
+    from journalq.commands.run import plan_selection, plan_slots
+
+    return plan.dry_run(opened, command="run", resume=args.resume,
+                        stale_seconds=args.stale_seconds, force=args.force, trust=args.trust,
+                        selection=plan_selection(args.jobs, args.only, args.shard),
+                        slots=plan_slots(opened.require_config(), args.slots, args.gpus))
+
+
 def _opened(args: argparse.Namespace, console: Console) -> Opened:
     """The queue the command line names, built once for the command."""
     from journalq.opened import open_queue
 
     return open_queue(console=console, state=args.state, config=args.config,
                       sync_dir=args.sync_dir,
-                      must_exist=args.command not in ("init", "run", "sync"))
+                      must_exist=args.command not in ("init", "run", "sync", "slurm"))
 
 
 def _console() -> Console:

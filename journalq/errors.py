@@ -41,9 +41,10 @@ EXIT_TABLE = (
     ExitCode("4", "journal error: corrupt, not a journal, unwritable, fsync failed, disk "
                   "full, written by a newer journalq, unreadable sync folder; logs: the "
                   "attempt's log is missing or on another machine"),
-    ExitCode("5", "busy: another journalq holds the journal, or another runner looks alive"),
-    ExitCode("6", "decision needed: orphaned jobs (use --resume), changed specs (use "
-                  "--trust), or a run card of an attempt the journal never saw"),
+    ExitCode("5", "busy: another journalq holds the journal, or a live runner that started "
+                  "earlier selected the same jobs (this one ran only the others)"),
+    ExitCode("6", "decision needed: orphaned jobs (use --resume) or changed specs (use "
+                  "init or --trust)"),
     ExitCode("70", "internal error (a bug: rerun with JOURNALQ_DEBUG=1 and report it)"),
     ExitCode("124", "wait: the timeout passed before the jobs settled"),
     ExitCode("129/130/143", "stopped by SIGHUP (or a closed terminal) / SIGINT (Ctrl-C) / "

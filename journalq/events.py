@@ -18,8 +18,6 @@ from typing import Any
 
 import attrs
 
-from journalq.outcomes import Outcome
-
 FORMAT_VERSION = 1
 # Fields added after the first release are written only when set: a journal that uses no
 # newer feature reads exactly as it did, and older readers ignore what they do not know.
@@ -31,9 +29,6 @@ def later() -> Any:
     unset."""
     return attrs.field(default=None, metadata=UNSET_OMITTED)
 
-# Short names for the two outcomes of an attempt that ran to its end (see `Outcome`).
-DONE = Outcome.DONE
-FAILED = Outcome.FAILED
 
 
 @attrs.frozen(kw_only=True, slots=False, eq=False)

@@ -22,6 +22,7 @@ import os
 import posixpath
 import signal
 from collections.abc import Callable
+from typing import Any
 
 import attrs
 
@@ -73,6 +74,10 @@ class Writer:
         # before the fold's last event wait for `reload`. A checkpoint saves this mark, never
         # `_size`, so it describes exactly the bytes it covers whatever interrupts a merge.
         self._folded = (report.good_size, report.lines, report.last_ts)
+        # A SHA-256 of the journal's bytes so far (when the replay made one), and of the
+        # bytes the fold describes: a checkpoint is saved without reading the journal again.
+        self._digest: Any = report.digest
+        self._folded_digest: Any = report.digest.copy() if report.digest else None
         self._broken: str | None = None
         self._holder: Holder | None = None
 
@@ -173,7 +178,7 @@ class Writer:
         for event in stamped:
             self.fold.feed(event)
         if in_step:
-            self._folded = (self._size, self.lines, stamped[-1].ts if stamped else "")
+            self._mark_folded(stamped[-1].ts if stamped else "")
         return stamped
 
     def append_foreign(self, entries: list[tuple[bytes, ev.Event]],
@@ -203,10 +208,20 @@ class Writer:
                 if ts > format_ts(self._floor):
                     self._floor = parse_ts_micros(ts)
             if in_order:
-                self._folded = (self._size, self.lines, chunk[-1][1].ts)
+                self._mark_folded(chunk[-1][1].ts)
             start = end
         if not in_order:
             self.reload()
+
+    def _mark_folded(self, newest: str) -> None:
+        """The fold now describes every byte written so far."""
+        self._folded = (self._size, self.lines, newest)
+        self._folded_digest = self._digest.copy() if self._digest is not None else None
+
+    @property
+    def folded_digest(self) -> Any:
+        """The SHA-256 of the bytes the fold describes, if known (for the checkpoint)."""
+        return self._folded_digest
 
     @property
     def folded(self) -> tuple[int, int, str]:
@@ -244,6 +259,8 @@ class Writer:
                             "(dmesg), then run `journalq status`")
             raise JournalError(self._broken) from None
         self._size += len(line)
+        if self._digest is not None:
+            self._digest.update(line)
         self.lines += line.count(b"\n")
 
     def _cut_back(self) -> None:
@@ -272,6 +289,8 @@ class Writer:
         if report.last_ts:
             self._floor = max(self._floor, parse_ts_micros(report.last_ts))
         self._folded = (report.good_size, report.lines, report.last_ts)
+        self._digest = report.digest
+        self._folded_digest = report.digest.copy() if report.digest else None
 
     stopped_before: frozenset[tuple[str, int, str]] = frozenset()
 

@@ -14,13 +14,10 @@ events folded in `(ts, id)` order, streaming.
 
 from __future__ import annotations
 
-import contextlib
 import heapq
 import itertools
-import os
-import re
-import stat
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import attrs
 
@@ -31,6 +28,10 @@ from journalq.codec import decode_line as decode_line  # re-exported: journal, r
 from journalq.errors import JournalError
 from journalq.fold import Fold, OutOfOrder, sort_key
 from journalq.fs import REAL, FileSystem
+from journalq.identify import NotAJournal, check_journal, not_a_journal, plausible_start
+
+__all__ = ["BadLine", "NotAJournal", "ReadReport", "Reader", "check_journal", "decode_line",
+           "replay", "split_lines", "tail_warning"]
 
 
 @attrs.frozen
@@ -55,10 +56,10 @@ class ReadReport:
     ordered: bool
     tail_reason: str = ""
     checkpoint_offset: int | None = None  # the bytes a fold checkpoint covered, if one did
-
-
-class NotAJournal(JournalError):
-    """The file's first line is not a journal event: whatever it is, nobody touches it."""
+    # A SHA-256 (hashlib object) of the whole file as read, when the reader was asked for
+    # one and the file had no torn tail: the writer carries it on, so that saving a fold
+    # checkpoint never reads the journal again.
+    digest: Any = None
 
 
 class Reader:
@@ -69,8 +70,9 @@ class Reader:
     """
 
     def __init__(self, path: str, fs: FileSystem = REAL, start: int = 0,
-                 end: int | None = None, first_line: int = 1) -> None:
+                 end: int | None = None, first_line: int = 1, digest: Any = None) -> None:
         self.path = path
+        self.digest = digest  # updated with every byte read
         self._fs = fs
         self._start = start
         self._end = end
@@ -106,7 +108,7 @@ class Reader:
         first = self._start == 0  # the file's first line decides whether it is a journal
         try:
             for offset, line, complete in split_lines(self._fs, self.path, self._start,
-                                                       self._end):
+                                                       self._end, self.digest):
                 number += 1
                 size = offset + len(line) + complete
                 if not complete:  # after the last newline: a torn tail, never corruption
@@ -168,22 +170,27 @@ class Reader:
 
     def report(self) -> ReadReport:
         """What the finished read found (call after `events()` is exhausted)."""
+        tail = self._size - self._good_end
         return ReadReport(
-            path=self.path, good_size=self._good_end, tail_size=self._size - self._good_end,
+            path=self.path, good_size=self._good_end, tail_size=tail,
             lines=self._lines, last_ts=self._max_ts, newer_types=tuple(sorted(self._newer)),
             ordered=len(self.run_starts) == 1, tail_reason=self._tail_reason,
+            digest=self.digest if not tail and self._end is None else None,
         )
 
 
-def split_lines(fs: FileSystem, path: str, start: int,
-                 end: int | None) -> Iterator[tuple[int, bytes, bool]]:
-    """(offset, line without its newline, whether it had one) for each line in [start, end)."""
+def split_lines(fs: FileSystem, path: str, start: int, end: int | None,
+                digest: Any = None) -> Iterator[tuple[int, bytes, bool]]:
+    """(offset, line without its newline, whether it had one) for each line in [start, end);
+    `digest`, if given, is updated with every byte read."""
     position = offset = start
     pending = b""
     for chunk in fs.read(path, start):
         if end is not None and position + len(chunk) > end:
             chunk = chunk[: end - position]
         position += len(chunk)
+        if digest is not None:
+            digest.update(chunk)
         *lines, pending = (pending + chunk).split(b"\n")
         for line in lines:
             yield offset, line, True
@@ -197,15 +204,17 @@ def split_lines(fs: FileSystem, path: str, start: int,
 TORN_REASON = str(TORN)  # why a final line without its newline is no event
 
 
-def replay(path: str, fs: FileSystem = REAL) -> tuple[Fold, ReadReport]:
-    """Fold the journal at `path` in (ts, id) order, streaming.
+def replay(path: str, fs: FileSystem = REAL,
+           digest: Any = None) -> tuple[Fold, ReadReport]:
+    """Fold the journal at `path` in (ts, id) order, streaming; `digest` (a hashlib object,
+    if given) takes every byte read, and comes back in the report (see `ReadReport`).
 
     A journal is already in that order unless sessions that ran at the same time were merged
     into it; then it is a few ordered runs, and those are merged lazily, one event per run
-    in memory at a time.
+    in memory at a time (the one case that reads the journal more than once).
     """
     fold = Fold()
-    reader = Reader(path, fs)
+    reader = Reader(path, fs, digest=digest.copy() if digest is not None else None)
     reader.on_heartbeat = fold.beat
     try:
         for event in reader.events():
@@ -214,7 +223,7 @@ def replay(path: str, fs: FileSystem = REAL) -> tuple[Fold, ReadReport]:
     except OutOfOrder:
         pass
     # The rare case: find where each ordered run starts, then merge the runs.
-    reader = Reader(path, fs)
+    reader = Reader(path, fs, digest=digest)
     for _ in reader.events():
         pass
     report = reader.report()
@@ -237,104 +246,3 @@ def tail_warning(report: ReadReport) -> str | None:
 
 
 # ---- is it a journal at all? --------------------------------------------------------------
-
-EVENT_START = b'{"type":"'  # how `codec.encode` begins every line it writes
-_SAMPLE = 4096  # enough of a file's head to say what it looks like
-
-
-def check_journal(path: str, fs: FileSystem = REAL) -> None:
-    """Refuse, before anything opens it for writing or locks it, a path that holds something
-    other than a journal: a FIFO, socket, device or directory (opening a FIFO to read it
-    would hang), or a file whose first line is not an event. A missing or empty file is
-    fine (a journal yet to be written), and so is a torn first line that could be ours."""
-    try:
-        mode = os.stat(path).st_mode  # follows a symlink: a link to a journal is one
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise JournalError(f"cannot read {path}: {exc.strerror}") from None
-    if not stat.S_ISREG(mode):
-        raise JournalError(f"{path} is a {_kind(mode)}, not a journal file; nothing was "
-                           "touched. Pass the path of a regular file with --state")
-    try:
-        line, complete = first_line(path, fs)
-    except OSError as exc:
-        raise JournalError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if not (plausible_start(line) if not complete else
-            not isinstance(decode_line(line), str)):
-        raise not_a_journal(path, fs)
-
-
-def first_line(path: str, fs: FileSystem = REAL) -> tuple[bytes, bool]:
-    """The file's first line (without its newline) and whether it had one; reading stops as
-    soon as the bytes cannot begin an event line, so a large file of anything costs one
-    chunk."""
-    head = b""
-    for chunk in fs.read(path):  # a generator: leaving the loop closes the file
-        end = chunk.find(b"\n")
-        if end >= 0:
-            return head + chunk[:end], True
-        head += chunk
-        if not plausible_start(head):
-            break
-    return head, False
-
-
-def plausible_start(data: bytes) -> bool:
-    """Whether `data`, with no newline, can be the start of a journal: empty, NUL bytes (a
-    power loss), or a prefix of a line as journalq writes it."""
-    return (data[: len(EVENT_START)] == EVENT_START[: len(data)]
-            or not data.strip(b"\0"))
-
-
-def not_a_journal(path: str, fs: FileSystem = REAL) -> NotAJournal:
-    """The one-line refusal of a file that is not a journal, saying what it looks like."""
-    sample = b""
-    with contextlib.suppress(OSError):
-        sample = next(iter(fs.read(path)), b"")[:_SAMPLE]
-    looks, advice = _looks_like(path, sample)
-    return NotAJournal(f"{path} is not a journal ({looks}); nothing was changed. {advice}")
-
-
-_BINARY = re.compile("[\x00-\x08\x0e-\x1f\x7f]")  # control characters text does not hold
-_CHECK = "Check --state (a journal holds one JSON event per line)"
-
-
-def _looks_like(path: str, sample: bytes) -> tuple[str, str]:
-    """What a file's head looks like, and what to do about it."""
-    try:
-        text = sample.decode()
-    except UnicodeDecodeError as exc:
-        text = sample[: exc.start].decode() if exc.start >= len(sample) - 3 else ""
-        if not text:
-            return "it looks like binary data", _CHECK
-    if _BINARY.search(text):
-        return "it looks like binary data", _CHECK
-    lines = [line.strip() for line in text.splitlines()]
-    meaningful = [line for line in lines if line and not line.startswith("#")]
-    head = meaningful[0] if meaningful else ""
-    config = "Pass a config with --config, and a journal with --state"
-    if path.endswith((".yaml", ".yml")) or re.match(r"(---|- |[\w.-]+:(\s|$))", head):
-        return "it looks like a YAML config", config
-    if path.endswith(".toml") or re.match(r"(\[[\w.-]+\]$|[\w.-]+\s*=)", head):
-        return "it looks like a TOML config", config
-    if lines and lines[0] in ("{", "["):
-        return ("it looks like pretty-printed JSON, but a journal holds one event per line",
-                f"If it is a journal reformatted by `jq .`, get one event per line back with "
-                f"`jq -c . {path} > {path}.fixed` and pass that")
-    reason = decode_line(sample.split(b"\n", 1)[0])
-    if lines and lines[0].startswith("{") and isinstance(reason, str):
-        return (f"its first line is not a journal event: {reason}",
-                "If it is a journal whose first line was damaged, remove that line by hand "
-                f"(keep a copy); else {_CHECK[0].lower()}{_CHECK[1:]}")
-    return "its first line is text, not a journal event", _CHECK
-
-
-def _kind(mode: int) -> str:
-    """What a file that is not a regular file is, in a word or two."""
-    for test, word in ((stat.S_ISFIFO, "fifo (named pipe)"), (stat.S_ISSOCK, "socket"),
-                       (stat.S_ISDIR, "directory"), (stat.S_ISCHR, "character device"),
-                       (stat.S_ISBLK, "block device")):
-        if test(mode):
-            return word
-    return "special file"

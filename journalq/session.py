@@ -9,6 +9,7 @@ folder's copies are merged in first and the journal is copied back out at the en
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import platform
 import secrets
@@ -16,7 +17,7 @@ import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from journalq import __version__, checkpoint, host
+from journalq import checkpoint, host
 from journalq import events as ev
 from journalq.errors import JournalError, JournalqError, UsageError, interrupt_code
 from journalq.journal import Writer
@@ -24,6 +25,7 @@ from journalq.lock import LeftRunning
 from journalq.opened import Opened
 from journalq.reader import tail_warning
 from journalq.state import Queue
+from journalq.version import VERSION
 
 if TYPE_CHECKING:
     from journalq import policy
@@ -56,7 +58,8 @@ class Session:
     def open(cls, opened: Opened, command: str) -> Session:
         """Lock and read the journal; warn about a torn tail that was moved aside."""
         writer = Writer.open(opened.path, session=new_session_id(), command=command,
-                             fs=opened.fs, clock=opened.clock.micros, replay=checkpoint.replay)
+                             fs=opened.fs, clock=opened.clock.micros,
+                             replay=functools.partial(checkpoint.replay, digest=True))
         warning = tail_warning(writer.report)
         if warning and writer.tail_moved_to:
             opened.console.warn(f"{warning.split('; most likely')[0]}; moved them to "
@@ -113,7 +116,7 @@ class Session:
                 pid=os.getpid(), pid_start=host.process_start(os.getpid()) or 0,
                 argv=tuple(os.fsencode(word).decode(errors="backslashreplace")
                            for word in sys.argv),
-                journalq_version=__version__, python_version=platform.python_version(),
+                journalq_version=VERSION, python_version=platform.python_version(),
                 **self._described,
             ))
             self.started = True
@@ -187,7 +190,8 @@ class Session:
                 writer.append(ev.SessionEnded(exit_code=exit_code, reason=reason))
             size, lines, newest = writer.folded
             if size != writer.report.checkpoint_offset:  # else it is up to date
-                checkpoint.save(writer.path, writer.fold, size, lines, newest, writer.fs)
+                checkpoint.save(writer.path, writer.fold, size, lines, newest, writer.fs,
+                                writer.folded_digest)
         finally:
             writer.close()
 

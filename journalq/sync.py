@@ -318,12 +318,12 @@ class Mirror:
     def _write(self, journal: str, size: int) -> None:
         """Rewrite the current segment with the journal's bytes from its start to `size`;
         seal it (the next push starts a new one) once it holds SEGMENT_BYTES."""
-        data = _read_range(self._fs, journal, self._part_start, size)
         name = segment_name(self.queue, self.session, self._part)
         target = posixpath.join(self.sync_dir, name)
         temp = posixpath.join(self.sync_dir, f".{name}.tmp-{os.getpid()}")
         try:
-            self._fs.write_file(temp, data)
+            # Copied by the kernel: a push never reads the journal again in this process.
+            self._fs.copy_file(journal, self._part_start, size, temp)
             self._fs.replace(temp, target)
         except OSError:
             with contextlib.suppress(OSError):
@@ -373,15 +373,3 @@ def _supersedes(session: str, cover: Coverage, other: str, held: Coverage) -> bo
     if session == other or not covers(cover, held):
         return False
     return cover != held or session > other
-
-
-def _read_range(fs: FileSystem, path: str, start: int, end: int) -> bytes:
-    """Bytes [start, end) of a file."""
-    chunks: list[bytes] = []
-    position = start
-    for chunk in fs.read(path, start):
-        chunks.append(chunk[: end - position])
-        position += len(chunk)
-        if position >= end:
-            break
-    return b"".join(chunks)

@@ -98,11 +98,11 @@ def scripted_session(fs: FileSystem, progress: Progress) -> None:
             append(ev.Heartbeat(job=job, attempt=1, child_pid=None))
             fs.makedirs(spec(job).out_dir)
             write_card(spec(job).out_dir, {"job": job, "attempt": 1, "session": SESSION,
-                                           "queue": "q", "outcome": ev.DONE, "reason": "exit",
+                                           "queue": "q", "outcome": "done", "reason": "exit",
                                            "return_code": 0, "duration": 0.5}, fs=fs)
             progress.carded.add(job)
             append(ev.JobFinished(job=job, attempt=1, return_code=0, signal=None,
-                                  outcome=ev.DONE, reason="exit", duration=0.5))
+                                  outcome="done", reason="exit", duration=0.5))
             progress.finished.add(job)
             session.push(boundary=True)
         append(ev.SessionEnded(exit_code=0, reason="completed"))

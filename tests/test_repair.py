@@ -12,7 +12,7 @@ import pytest
 
 from journalq import cli, lock, reader
 from journalq.errors import EXIT_BUSY, EXIT_JOURNAL, EXIT_OK, JournalError
-from journalq.fs import REAL
+from journalq.fs import CHUNK, REAL
 from journalq.repair import repair
 
 EXAMPLE = "configs/experiments/example.local.yaml"
@@ -243,8 +243,8 @@ class Recording:
             raise OSError(5, "Input/output error")
         REAL.replace(source, target)
 
-    def read(self, path: str, offset: int = 0) -> Iterator[bytes]:
-        return REAL.read(path, offset)
+    def read(self, path: str, offset: int = 0, chunk: int = CHUNK) -> Iterator[bytes]:
+        return REAL.read(path, offset, chunk)
 
 
 def test_backup_is_durable_before_the_journal_is_replaced(journal_path: Path) -> None:

@@ -43,7 +43,7 @@ bodies = st.one_of(
     st.builds(ev.Heartbeat, job=jobs, attempt=attempts, child_pid=st.none() | st.just(7)),
     st.builds(ev.JobFinished, job=jobs, attempt=attempts,
               return_code=st.sampled_from([0, 1, None]), signal=st.none() | st.just(9),
-              outcome=st.sampled_from([ev.DONE, ev.FAILED]),
+              outcome=st.sampled_from(["done", "failed"]),
               reason=st.sampled_from(["exit", "signal", "timeout"]),
               duration=st.integers(0, 99).map(float)),
     st.builds(ev.JobRecovered, job=jobs, attempt=attempts,

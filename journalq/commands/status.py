@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from journalq import render, tabular
+from journalq import host, runners_view, statusview, tabular
 from journalq.errors import EXIT_OK, UsageError
 from journalq.jobfilter import JobFilter
 from journalq.opened import Opened
@@ -34,15 +34,29 @@ def status(opened: Opened, *, as_json: bool = False, fmt: str = "table",
 
         warnings = list(status_warnings(queue, now, opened.stale_seconds(stale_seconds)))
     console = opened.console
+    stale = opened.stale_seconds(stale_seconds)
+    here = runners_view.live_here(queue, host.boot_id(), host.is_alive)
     if fmt == "json":
-        for piece in render.status_json(queue, opened.path, warnings, jobs):
+        runners = runners_view.live_runners_json(queue, now, stale, boot_id=host.boot_id(),
+                                                 live_here=here)
+        for piece in statusview.status_json(queue, opened.path, warnings, jobs, runners):
             console.write(piece)
         return EXIT_OK
     if fmt == "tsv":
         for line in tabular.tsv_lines(tabular.STATUS_COLUMNS, tabular.status_rows(jobs)):
             console.write(line)
     else:
-        console.out(render.status_table(queue, now, jobs))
+        console.out(statusview.status_table(queue, now, jobs))
+        live = runners_view.live_runners(queue, now, stale, boot_id=host.boot_id(),
+                                         live_here=here)
+        if live:
+            console.out("\n" + "\n".join(live))
+        if any(job.last and job.last.commit for job in jobs):
+            from journalq.gitinfo import revision_of
+
+            head = revision_of(".")
+            for line in statusview.commit_notes(jobs, head.commit if head else None):
+                console.out(line)
     for warning in warnings:
         console.warn(warning)
     return EXIT_OK
