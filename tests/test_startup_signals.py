@@ -95,11 +95,19 @@ def interrupt_at(argv: list[str], delay: float, cwd: Path) -> subprocess.Complet
 
 
 # What CPython says when Ctrl-C comes while the interpreter itself is still starting (its
-# `site` import, the editable install's .pth, runpy, the console script's own lines, the
-# import lock of journalq's first module, released before `entry` can install its hook).
+# `site` import, the editable install's .pth, runpy, the console script's own lines).
 PYTHON_STARTING = ("Fatal Python error", "Could not import runpy module",
-                   "Error processing line", "Failed checking if argv[0]",
-                   "Exception ignored in: <function _get_module_lock.")
+                   "Error processing line", "Failed checking if argv[0]")
+
+
+def python_starting(stderr: str) -> bool:
+    """Whether stderr is CPython's own word on a Ctrl-C while it was still starting: one of
+    its start-up complaints, or a Ctrl-C it could not raise in its import machinery
+    ("Exception ignored", every frame frozen: before journalq's entry module ran, as from
+    then on Ctrl-C is only noted until `entry` handles it)."""
+    frames = re.findall(r'File "([^"]+)"', stderr)
+    return any(words in stderr for words in PYTHON_STARTING) or (
+        "Exception ignored in" in stderr and all(f.startswith("<frozen") for f in frames))
 
 
 def check_interrupted(done: subprocess.CompletedProcess[str], journal: Path) -> str:
@@ -112,8 +120,7 @@ def check_interrupted(done: subprocess.CompletedProcess[str], journal: Path) -> 
     for code, reason in paired(journal):
         assert (code, reason) in ((0, "completed"), (130, "interrupted")), (code, reason)
     assert not OWN_FRAME.search(done.stderr), done.stderr  # never through journalq's code
-    if done.returncode in (1, -signal.SIGINT) or any(
-            words in done.stderr for words in PYTHON_STARTING):
+    if done.returncode in (1, -signal.SIGINT) or python_starting(done.stderr):
         assert "journalq: interrupted" not in done.stderr, done.stderr
         return "python"
     assert "Traceback" not in done.stderr, done.stderr
