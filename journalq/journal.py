@@ -28,6 +28,7 @@ import attrs
 from journalq import codec
 from journalq import events as ev
 from journalq.clock import now_micros
+from journalq.copies import Entry
 from journalq.errors import JournalError
 from journalq.fold import Fold
 from journalq.fs import REAL, FileSystem, aside_path
@@ -165,34 +166,38 @@ class Writer:
             self._mark_folded(stamped[-1].ts if stamped else "")
         return stamped
 
-    def append_foreign(self, entries: list[tuple[bytes, ev.Event]],
-                       chunk_bytes: int = 1 << 20) -> None:
-        """Append other sessions' events (a merge), given in (ts, id) order as their lines
-        without newline, in a few large writes with one fsync each.
+    def append_foreign(self, entries: list[Entry], chunk_bytes: int = 1 << 20) -> None:
+        """Append other sessions' events (a merge), given in (ts, id) order, in a few large
+        writes with one fsync each.
 
         Events that sort after everything folded so far are fed to the live fold as they
-        become durable; the first that does not (a copy older than what we have) leaves the
-        fold to `reload` at the end, and the folded mark where it was.
+        become durable (a heartbeat by its fields); the first that does not (a copy older
+        than what we have) leaves the fold to `reload` at the end, and the folded mark where
+        it was.
         """
         in_order = self._folded[0] == self._size
         start = 0
         while start < len(entries):
             end, size = start, 0
             while end < len(entries) and (size < chunk_bytes or end == start):
-                size += len(entries[end][0]) + 1
+                size += len(entries[end].line) + 1
                 end += 1
             chunk = entries[start:end]
-            self.append_line(b"".join(line + b"\n" for line, _ in chunk))
-            for _, event in chunk:
-                ts = event.ts
-                if in_order and (ts, event.id) > self.fold.last_key():
-                    self.fold.feed(event)
+            self.append_line(b"".join([entry.line + b"\n" for entry in chunk]))
+            fold = self.fold
+            for entry in chunk:
+                if in_order and (entry.ts, entry.id) > fold.last_key():
+                    if entry.beat is not None:
+                        fold.beat(*entry.beat)
+                    else:
+                        assert entry.event is not None
+                        fold.feed(entry.event)
                 else:
                     in_order = False
-                if ts > format_ts(self._floor):
-                    self._floor = parse_ts_micros(ts)
+            newest = max(entry.ts for entry in chunk)
+            self._floor = max(self._floor, parse_ts_micros(newest))
             if in_order:
-                self._mark_folded(chunk[-1][1].ts)
+                self._mark_folded(chunk[-1].ts)
             start = end
         if not in_order:
             self.reload()

@@ -163,7 +163,7 @@ class Session:
                 raise
             self.mirror.warn_once(f"{exc.message}; going on with the local journal")
             return 0
-        self._writer.append_foreign([(entry.line, entry.event) for entry in fresh])
+        self._writer.append_foreign(fresh)
         return len(fresh)
 
     def push(self, *, boundary: bool = False, final: bool = False) -> None:
