@@ -26,6 +26,7 @@ class NotAJournal(JournalError):
 
 EVENT_START = b'{"type":"'  # how `codec.encode` begins every line it writes
 _SAMPLE = 4096  # enough of a file's head to say what it looks like
+_LONGEST = 1 << 20  # no first line of a journal is longer (a queue_created or session line)
 
 
 def check_journal(path: str, fs: FileSystem = REAL) -> None:
@@ -53,15 +54,15 @@ def check_journal(path: str, fs: FileSystem = REAL) -> None:
 
 def first_line(path: str, fs: FileSystem = REAL) -> tuple[bytes, bool]:
     """The file's first line (without its newline) and whether it had one; reading stops as
-    soon as the bytes cannot begin an event line, so a large file of anything costs one
-    chunk."""
+    soon as the bytes cannot begin a JSON object (any key order or spacing: the decoder is
+    the judge of a whole line), so a large file of anything costs one chunk."""
     head = b""
     for chunk in fs.read(path, chunk=_SAMPLE):  # a generator: leaving the loop closes it
         end = chunk.find(b"\n")
         if end >= 0:
             return head + chunk[:end], True
         head += chunk
-        if not plausible_start(head):
+        if head.lstrip(b" \t\r")[:1] not in (b"{", b"") or len(head) > _LONGEST:
             break
     return head, False
 

@@ -15,6 +15,25 @@ import pytest
 pytest_plugins = ["reliability", "slurm_cluster"]  # figures table; Slurm test cluster
 
 REPO = Path(__file__).resolve().parent.parent
+# The inner loop (`pytest -m "not slow"`) runs the property tests with a tenth of their
+# examples; CI (everything) runs them all.
+QUICK = False
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Note whether this is the inner loop (slow tests deselected)."""
+    global QUICK
+    QUICK = "not slow" in (config.option.markexpr or "")
+    if QUICK:  # property tests that keep hypothesis's defaults
+        from hypothesis import settings
+
+        settings.register_profile("quick", max_examples=10)
+        settings.load_profile("quick")
+
+
+def examples(count: int) -> int:
+    """How many examples a property test tries: `count`, or a tenth in the inner loop."""
+    return max(10, count // 10) if QUICK else count
 WORKER = Path(__file__).resolve().parent / "worker.py"
 
 

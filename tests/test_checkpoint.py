@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_fold import histories
 
-from conftest import journalq
+from conftest import examples, journalq
 from journalq import checkpoint, clock, codec, fold, journal, policy
 from journalq import events as ev
 from journalq.cli import main
@@ -158,7 +158,7 @@ def test_a_checkpoint_that_does_not_match_is_ignored(
     assert status_of(path, capsys) == shown
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(events=histories(), data=st.data())
 def test_a_restored_snapshot_folds_on_like_the_original(events: list[ev.Event],
                                                         data: st.DataObject) -> None:

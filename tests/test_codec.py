@@ -11,6 +11,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from conftest import examples
 from journalq import codec
 from journalq import events as ev
 from journalq.timestamps import format_ts
@@ -54,7 +55,7 @@ def decoded(obj: Any) -> ev.Event | None:
         return None
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=examples(3000), deadline=None)
 @given(obj=heartbeat_like())
 @example(obj={**BEAT, "v": 0})  # the hand-written fast path sent these to the slow path,
 @example(obj={k: v for k, v in BEAT.items() if k != "id"})  # and decode took these

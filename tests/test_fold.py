@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import examples
 from journalq import events as ev
 from journalq import fold, policy, transitions
 from journalq.codec import UnknownEvent
@@ -557,7 +558,7 @@ def histories(draw: st.DrawFn, max_steps: int = 30) -> list[ev.Event]:
     return sorted(out, key=fold.sort_key)
 
 
-FOLD_SETTINGS = settings(max_examples=150, deadline=None,
+FOLD_SETTINGS = settings(max_examples=examples(150), deadline=None,
                          suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -620,7 +621,7 @@ def test_the_generator_makes_mostly_plausible_histories() -> None:
     histories both with and without anomalies."""
     seen = {"done": 0, "retried": 0, "anomalies": 0, "histories": 0}
 
-    @settings(max_examples=100, deadline=None, database=None, derandomize=True)
+    @settings(max_examples=examples(100), deadline=None, database=None, derandomize=True)
     @given(events=histories())
     def collect(events: list[ev.Event]) -> None:
         queue = fold.replay(events)

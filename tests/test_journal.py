@@ -31,6 +31,7 @@ from test_fold import (
     started,
 )
 
+from conftest import examples
 from journalq import checkpoint, codec, fold, journal, lock, reader
 from journalq import events as ev
 from journalq.codec import UnknownEvent
@@ -570,7 +571,7 @@ def test_unknown_fields_are_ignored(tmp_path: Path) -> None:
 
 
 @given(events=histories())
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 def test_every_event_survives_a_round_trip_through_a_line(events: list[ev.Event]) -> None:
     """encode then decode gives back the same event, with `type` and `v` first."""
     for event in events:
@@ -644,7 +645,7 @@ def test_merged_file_out_of_order_replays_like_sorted(tmp_path: Path) -> None:
 
 
 @given(events=histories(), data=st.data())
-@settings(max_examples=60, deadline=None,
+@settings(max_examples=examples(60), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_any_line_order_replays_like_sorted(tmp_path: Path, events: list[ev.Event],
                                             data: st.DataObject) -> None:

@@ -236,3 +236,20 @@ def test_the_check_runs_before_python_opens_the_fifo(queue_project: Path) -> Non
                           text=True, timeout=10)
     assert "is a fifo" in done.stdout, done.stdout + done.stderr
     assert not (queue_project / "fifo.jsonl.lock").exists()
+
+
+def test_a_long_first_line_spelled_another_way_is_still_a_journal(tmp_path: Path) -> None:
+    """A journal whose first event is longer than the 4 KiB sample and written with other
+    spacing (`jq` without -c on one line, another writer) is judged by the decoder on the
+    whole line, as every reader judges it: status reads it, nothing calls it "not a
+    journal" (found by the fuzzer: the sample stopped at 4 KiB)."""
+    event = {"type": "queue_created", "v": 1, "id": "a1a1a1a1a1a1:1",
+             "ts": "2026-01-01T00:00:00.000001Z", "session": "a1a1a1a1a1a1", "queue": "q",
+             "config": "x" * 5000 + ".yaml", "config_sha256": "0" * 64}
+    journal = tmp_path / "q.jsonl"
+    journal.write_text(json.dumps(event) + "\n")
+
+    done = journalq("status", "--state", str(journal), "--json", cwd=tmp_path)
+
+    assert 0 == done.returncode, done.stderr
+    assert "q" == json.loads(done.stdout)["queue"]

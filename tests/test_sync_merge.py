@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import examples
 from journalq import codec, copies, copyreader
 from journalq import events as ev
 from journalq.copies import Entry
@@ -132,7 +133,7 @@ def folded(merged: Sequence[Entry]) -> Queue:
     return replay(events_of(merged))
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(scenarios(2))
 def test_merge_is_commutative(scenario: tuple[dict[str, list[ev.Event]], list[Journal]]) -> None:
     """Merging A with B gives the same events, in the same order, as merging B with A, and
@@ -145,7 +146,7 @@ def test_merge_is_commutative(scenario: tuple[dict[str, list[ev.Event]], list[Jo
     assert folded(ab) == folded(ba)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(scenarios(3))
 def test_merge_is_associative(scenario: tuple[dict[str, list[ev.Event]], list[Journal]]) -> None:
     """(A + B) + C and A + (B + C) hold the same events and fold to the same queue, so it
@@ -159,7 +160,7 @@ def test_merge_is_associative(scenario: tuple[dict[str, list[ev.Event]], list[Jo
     assert folded(left) == folded(right)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(scenarios(2))
 def test_merge_is_idempotent(scenario: tuple[dict[str, list[ev.Event]], list[Journal]]) -> None:
     """Merging a copy with itself, or merging a merge again with one of its inputs, adds
@@ -172,7 +173,7 @@ def test_merge_is_idempotent(scenario: tuple[dict[str, list[ev.Event]], list[Jou
     assert events_of(ab) == events_of(merge(as_journal(ab, "ab.jsonl"), a, b))
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(scenarios(3))
 def test_merge_folds_like_the_plain_union_of_events(
         scenario: tuple[dict[str, list[ev.Event]], list[Journal]]) -> None:
@@ -187,7 +188,7 @@ def test_merge_folds_like_the_plain_union_of_events(
     assert replay(plain.values()) == folded(merged)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(scenarios(3))
 def test_pulling_into_a_journal_folds_like_merging_it(
         scenario: tuple[dict[str, list[ev.Event]], list[Journal]]) -> None:
@@ -203,7 +204,7 @@ def test_pulling_into_a_journal_folds_like_merging_it(
     assert replay(events_of(entries(pulled))) == folded(merge(local, *others))
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(scenarios(2), st.data())
 def test_one_id_with_two_contents_never_merges(
         scenario: tuple[dict[str, list[ev.Event]], list[Journal]], data: st.DataObject) -> None:
@@ -237,7 +238,7 @@ def tamper(line: bytes) -> bytes:
     return json.dumps(value).encode()
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(scenarios(2))
 def test_coverage_says_exactly_which_events_a_copy_holds(
         scenario: tuple[dict[str, list[ev.Event]], list[Journal]]) -> None:
@@ -257,7 +258,7 @@ QUEUE_NAMES = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,20}", fullmatch=True)
 SESSION_IDS = st.from_regex(r"[0-9a-f]{12}", fullmatch=True)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(QUEUE_NAMES, QUEUE_NAMES, SESSION_IDS, st.integers(1, 10**6))
 def test_a_segment_name_belongs_to_exactly_one_queue(
         queue: str, other: str, session: str, part: int) -> None:
