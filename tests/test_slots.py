@@ -267,6 +267,8 @@ def test_groups_a_killed_runner_left_are_stopped_together(project: Path) -> None
 
         assert 0 == done.returncode, done.stderr
         assert [] == queue.leftovers()
+        for n in range(3):  # the lock file named every group
+            assert re.search(rf"stopped process group \d+ of job j{n}, left running", done.stderr)
         assert {"j0", "j1", "j2"} == {e["job"] for e in queue.events("job_recovered")}
         assert took < grace + 1.5, f"recover took {took:.1f}s"
 
