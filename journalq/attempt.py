@@ -143,8 +143,10 @@ class Running:
             return True
 
     def stop(self, reason: str, now: float) -> None:
-        """Ask the whole group to end (SIGTERM); SIGKILL follows after the grace period."""
-        if self.term_sent is None:
+        """Ask the whole group to end (SIGTERM); SIGKILL follows after the grace period.
+        Not a job that already exited by itself (not reaped yet): it ended as it ended,
+        done or failed, not interrupted or timed out."""
+        if self.term_sent is None and not self.has_exited():
             self.reason, self.term_sent = reason, now
             self.signal_group(signal.SIGTERM)
 

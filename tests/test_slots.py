@@ -224,6 +224,32 @@ def test_a_signal_stops_every_running_job_uncharged(project: Path, signum: int,
         assert [] == queue.leftovers()
 
 
+@pytest.mark.parametrize("slots", [1, 2])
+def test_a_job_that_ended_before_the_stop_is_done(project: Path, slots: int) -> None:
+    """A job that exited by itself (rc 0) before the runner saw Ctrl-C (the runner was
+    busy: here stopped with SIGSTOP while the job ends and SIGINT arrives) is journaled
+    done, not interrupted, and the next job does not start."""
+    jobs = [job("quick", "--sleep", "0.5"), job("next", "--sleep", "0.5"), job("last")]
+    with SlotQueue(project, jobs, slots=slots) as queue:
+        runner = queue.start("--quiet")
+        wait_until(lambda: len(queue.marks("start")) == slots, "the jobs to start")
+        runner.send_signal(signal.SIGSTOP)
+        try:
+            wait_until(lambda: len(queue.marks("end")) == slots, "the jobs to end")
+            time.sleep(0.2)  # their exits are in
+            runner.send_signal(signal.SIGINT)
+        finally:
+            runner.send_signal(signal.SIGCONT)
+        _, err = runner.communicate(timeout=30)
+
+        assert 130 == runner.returncode, err
+        ended = [m.job for m in queue.marks("end")]
+        assert sorted((job_id, "done") for job_id in ended) == sorted(
+            (e["job"], e["outcome"]) for e in queue.events("job_finished"))
+        assert [] == queue.events("job_interrupted")
+        assert len(queue.events("job_started")) == slots
+
+
 def test_a_second_ctrl_c_kills_every_job_at_once(project: Path) -> None:
     """With a long grace period, a second SIGINT SIGKILLs every group at once."""
     jobs = [job(f"j{n}", "--sleep", "60", "--ignore-term") for n in range(3)]
