@@ -37,8 +37,9 @@ def begin(job: Job, event: ev.JobStarted) -> Job:
                    else event.spec_sha256)
     attempt = Attempt(
         number=event.attempt, session=sys.intern(event.session), host=sys.intern(event.host),
-        boot_id=sys.intern(event.boot_id), pid=event.pid, started=event.ts, log=event.log,
-        spec_sha256=spec_sha256,
+        boot_id=sys.intern(event.boot_id), pid=event.pid, started=event.clock or event.ts,
+        log=event.log,
+        spec_sha256=spec_sha256, commit=event.commit, dirty=event.dirty,
     )
     return attrs.evolve(job, status=Status.RUNNING, attempts=(*job.attempts, attempt),
                         charged=job.charged + 1, reason=None)

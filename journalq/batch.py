@@ -8,16 +8,15 @@ batch decides and records, through the journal's one writer.
 
 from __future__ import annotations
 
-import collections
 import os
 from collections.abc import Callable
 
-import attrs
-
-from journalq import __version__, host, policy, reaper, render, runners
 from journalq import events as ev
+from journalq import host, policy, reaper, render, statusview
 from journalq.attempt import Running, Timing
-from journalq.card import card_path, read_card, write_card
+from journalq.batchplan import Plan
+from journalq.card import write_card
+from journalq.chooser import Chooser
 from journalq.clock import Clock
 from journalq.config import Config
 from journalq.echo import Echo
@@ -28,26 +27,12 @@ from journalq.gitinfo import Revision
 from journalq.jobfiles import JobFiles
 from journalq.outcomes import FinishReason, Outcome
 from journalq.progress import Progress
-from journalq.recovery import observe
 from journalq.render import Console
 from journalq.runner import Exit, Interrupts, child_env, log_text, open_log
-from journalq.selection import Selection
 from journalq.session import Session
 from journalq.slots import Slot
 from journalq.state import Job, Status
-
-
-@attrs.frozen
-class Plan:
-    """What one `run` may do: the jobs it selected, its slots, and its failure policy."""
-
-    runnable: frozenset[str]
-    selection: Selection
-    slots: tuple[Slot, ...]
-    halt_after: int | None = None
-    stale_seconds: float = 7200.0
-    declared_dead: frozenset[str] = frozenset()  # runner sessions --force said are gone
-    quiet: bool = False
+from journalq.version import VERSION
 
 
 class Batch:
@@ -72,16 +57,9 @@ class Batch:
                                  selected=None if everything else plan.runnable)
         self.failures = 0  # failed attempts in this run, for halt_after_failures
         self.halted = False
-        self.yielded: dict[str, runners.OtherRunner] = {}  # session -> the runner we left to
-        self.left: set[str] = set()  # jobs left to an earlier runner
-        self.settled_by_card: list[str] = []
-        self._order = [job for job in session.fold.job_ids() if job in plan.runnable]
-        self._cursor = 0
-        self._again: collections.deque[str] = collections.deque()  # pending again, first
+        self.chooser = Chooser(session, console, plan, clock)
         self._logs: dict[tuple[str, int], int] = {}
         self._live: dict[tuple[str, int], Running] = {}  # spawned, not yet finished
-        self._shared: dict[str, tuple[str, ...]] = {}  # other runner -> jobs we both chose
-        self._looked = False  # for other runners, once; again after each merge
 
     @property
     def fold(self) -> Fold:
@@ -94,81 +72,14 @@ class Batch:
         """Not after a halt; and only after a look at the sync folder for other runners."""
         if self.halted:
             return False
-        self._look_around()
+        self.chooser.look_around()
         return True
-
-    def _look_around(self) -> None:
-        """Pull what is new in the sync folder, and leave the jobs an earlier live runner
-        also selected to it (the check at start-up cannot see a runner whose copy was still
-        on its way through a lagging folder).
-
-        Only the first time and after a merge brought events from elsewhere: without them
-        no other runner can appear or start to look alive, and building the queue costs
-        O(jobs), too much for every start of a large batch."""
-        merged = 0
-        if self.session.mirror is not None:
-            merged = self.session.merge(when_due=True, lenient=True)
-        if self._looked and not merged:
-            return
-        self._looked = True
-        queue = self.session.queue()
-        others = [info for info in queue.sessions.values()
-                  if info.command == "run" and not info.ended and info.id != self.session.id]
-        if not others:
-            return
-        seen = observe(queue, self.clock.utc_now(), self.plan.stale_seconds)
-        here = frozenset(info.id for info in others if info.boot_id == seen.boot_id
-                         and host.is_alive(info.pid, info.pid_start))
-        for other in runners.live_earlier(
-                queue, self.session.id, now=seen.now, stale_seconds=self.plan.stale_seconds,
-                boot_id=seen.boot_id, live_here=here, ignore=self.plan.declared_dead):
-            sid = other.info.id
-            if sid not in self._shared:
-                self._shared[sid] = runners.shared_jobs(list(queue.jobs), other.info,
-                                                        self.plan.runnable)
-            if self._shared[sid] and sid not in self.yielded:
-                self.yielded[sid] = other
-                self.left.update(self._shared[sid])
-
-    def _next_job(self) -> Job | None:
-        """The first pending job of the selection, in queue order (a job pending again
-        after a failure goes first), that no earlier runner took and no card settles."""
-        while True:
-            if self._again:
-                job_id = self._again.popleft()
-            elif self._cursor < len(self._order):
-                job_id = self._order[self._cursor]
-                self._cursor += 1
-            else:
-                return None
-            job = self.fold.job(job_id)
-            if job is None or job.status is not Status.PENDING or job_id in self.left:
-                continue
-            if self._settled_by_card(job):
-                continue
-            return job
-
-    def _settled_by_card(self, job: Job) -> bool:
-        """Settle the job from a run card of an attempt the journal never saw finish
-        (`policy.settle_from_card`) instead of running it twice and overwriting the card."""
-        card = read_card(job.spec.out_dir, self.session.fs)
-        event = policy.settle_from_card(job, card)
-        if event is None:
-            return False
-        assert card is not None
-        self.session.append(event)
-        self.settled_by_card.append(job.id)
-        self.console.warn(render.safe(
-            f"not running {job.id}: {card_path(job.spec.out_dir)} records attempt "
-            f"{card.attempt} of session {card.session} ({card.outcome}), which this "
-            f"journal never saw finish; settled {event.to} from the card"))
-        return event.to != Status.PENDING.value
 
     # ---- one attempt ----------------------------------------------------------------------
 
     def start(self, slot: Slot) -> Running | None:
         """Record, then spawn, the next job in `slot`; None when none is left to start."""
-        job = self._next_job()
+        job = self.chooser.next_job()
         if job is None:
             return None
         number = policy.next_attempt_number(job)
@@ -279,7 +190,7 @@ class Batch:
                 "return_code": result.return_code, "signal": result.signal,
                 "started": started, "finished": self.clock.stamp(),
                 "duration": round(result.duration, 6), "host": host.hostname(),
-                "journalq_version": __version__, "spec_sha256": job.spec.sha256,
+                "journalq_version": VERSION, "spec_sha256": job.spec.sha256,
                 "commit": revision.commit if revision else None,
                 "dirty": revision.dirty if revision else None,
             }, self.session.fs, self.files.card_must_be_durable(out_dir))
@@ -300,7 +211,7 @@ class Batch:
         if outcome == Outcome.FAILED:
             self.failures += 1
             if after.status is Status.PENDING:
-                self._again.append(job.id)  # its next attempt goes first
+                self.chooser.again(job.id)  # its next attempt goes first
             halt = self.plan.halt_after
             if halt is not None and self.failures >= halt and not self.halted:
                 self.halted = True
@@ -341,17 +252,23 @@ class Batch:
             self.console.err(f"halted after {self.failures} failed attempt(s) "
                              f"(halt_after_failures: {self.plan.halt_after}); "
                              f"{len(pending)} job(s) not started")
+        commits = statusview.done_commits(queue.jobs.values())
+        if len(commits) > 1:
+            spread = ", ".join(f"{c[:12]}{'+dirty' if c.endswith('+dirty') else ''} "
+                               f"({len(ids)} job(s))" for c, ids in commits.items())
+            self.console.warn(f"the done jobs of this queue ran {len(commits)} versions of "
+                              f"the code: {spread}; `journalq status` lists them")
         if self.echo and self.echo.dropped():
             self.console.warn(f"the terminal did not keep up: {self.echo.dropped()} bytes of "
                               "job output were not echoed (the logs have every byte)")
-        code = policy.run_exit_code(queue, self.plan.runnable, yielded=bool(self.yielded),
+        code = policy.run_exit_code(queue, self.plan.runnable, yielded=bool(self.chooser.yielded),
                                     interrupted_by=self.interrupts.received,
                                     halted=self.halted)
-        if self.yielded:
-            others = "; ".join(other.describe() for other in self.yielded.values())
+        if self.chooser.yielded:
+            others = "; ".join(other.describe() for other in self.chooser.yielded.values())
             self.console.err(render.safe(
                 f"journalq: error: another runner looks alive ({others}) and started "
-                f"before this one; this runner left it the {len(self.left)} job(s) both "
+                f"before this one; this runner left it the {len(self.chooser.left)} job(s) both "
                 "selected. Let it finish; if that runtime is gone, rerun with --force (or "
                 "wait stale_seconds)"))
         if self.interrupts.received is not None:

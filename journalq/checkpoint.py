@@ -16,16 +16,17 @@ they open one (so `run` on a long, finished journal is quick too); `status` neve
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import json
 import os
 from typing import Any
 
 import attrs
 
-from journalq.fold import Fold, FoldState, OutOfOrder
+from journalq.fold import Fold, FoldState, OutOfOrder, sort_key
 from journalq.fs import REAL, FileSystem
-from journalq.reader import Reader, ReadReport
-from journalq.reader import replay as reader_replay
+from journalq.reader import Reader, ReadReport, check_journal
 from journalq.state import Anomaly, Attempt, Job, JobSpec, Queue, SessionInfo, Status
 
 SUFFIX = ".fold"
@@ -39,23 +40,28 @@ def path_for(journal: str) -> str:
     return journal + SUFFIX
 
 
-def _fingerprint(journal: str, offset: int, fs: FileSystem) -> dict[str, Any]:
+def _fingerprint(journal: str, offset: int, fs: FileSystem,
+                 digest: Any = None) -> tuple[dict[str, Any], Any]:
     """What must still hold of the journal for a checkpoint covering `offset` bytes: the
     same file (device and inode: a repair writes a new one), and a SHA-256 of every byte
     covered (a tenth of a second for a million events, a twentieth of parsing them), so
-    that a line damaged in place is found exactly as a full read would find it."""
-    import hashlib  # only for long journals: `status` on a short one starts without it
+    that a line damaged in place is found exactly as a full read would find it. `digest`,
+    if given, is already that SHA-256 (the writer kept it as it read and appended); else
+    the bytes are read. Returns the fingerprint and the digest."""
+    identity = fs.stat(journal)
+    left = 0
+    if digest is None:
+        import hashlib  # only for long journals: `status` on a short one starts without it
 
-    identity = os.stat(journal)
-    digest = hashlib.sha256()
-    left = offset
-    for chunk in fs.read(journal):
-        digest.update(chunk[:left])
-        left -= min(left, len(chunk))
-        if not left:
-            break
+        digest = hashlib.sha256()
+        left = offset
+        for chunk in fs.read(journal):
+            digest.update(chunk[:left])
+            left -= min(left, len(chunk))
+            if not left:
+                break
     return {"device": identity.st_dev, "inode": identity.st_ino, "offset": offset,
-            "covered": offset - left, "sha256": digest.hexdigest()}
+            "covered": offset - left, "sha256": digest.hexdigest()}, digest
 
 
 def _schema() -> dict[str, list[str]]:
@@ -120,17 +126,18 @@ def _job_from_row(row: list[Any]) -> Job:
 
 
 def save(journal: str, folder: Fold, offset: int, lines: int, newest: str,
-         fs: FileSystem = REAL) -> None:
+         fs: FileSystem = REAL, digest: Any = None) -> None:
     """Write the checkpoint for `folder`, which folded the journal's first `offset` bytes
-    (`lines` lines, newest timestamp `newest`). Best effort: a cache that cannot be written
-    is simply not there."""
+    (`lines` lines, newest timestamp `newest`; `digest`, if known, their SHA-256). Best
+    effort: a cache that cannot be written is simply not there."""
     if folder.event_count() < WORTH_IT:
         return
     target = path_for(journal)
     temp = f"{target}.tmp-{os.getpid()}"
     with contextlib.suppress(OSError):
         document = {
-            "v": VERSION, "fingerprint": _fingerprint(journal, offset, fs), "lines": lines,
+            "v": VERSION, "fingerprint": _fingerprint(journal, offset, fs, digest)[0],
+            "lines": lines,
             "newest": newest, "newer_types": folder.unknown_types(), "schema": _schema(),
             "state": rows(folder.export()),
         }
@@ -138,41 +145,97 @@ def save(journal: str, folder: Fold, offset: int, lines: int, newest: str,
         fs.replace(temp, target)
 
 
-def _load(journal: str, fs: FileSystem) -> tuple[Fold, int, int, str, list[str]] | None:
-    """The checkpoint's fold, offset, line count, newest timestamp and the newer event
-    types it covers, if it is valid."""
+def _load(journal: str, fs: FileSystem
+          ) -> tuple[Fold, int, int, str, list[str], Any] | None:
+    """The checkpoint's fold, offset, line count, newest timestamp, the newer event types
+    it covers and the SHA-256 of the bytes it covers, if it is valid."""
     try:
         document = json.loads(b"".join(fs.read(path_for(journal))))
         if document.get("v") != VERSION or document.get("schema") != _schema():
             return None
         offset = int(document["fingerprint"]["offset"])
-        if document["fingerprint"] != _fingerprint(journal, offset, fs):
+        fingerprint, digest = _fingerprint(journal, offset, fs)
+        if document["fingerprint"] != fingerprint:
             return None
         folder = Fold.resume(state_of(document["state"]))
         newer = [str(kind) for kind in document["newer_types"]]
-        return folder, offset, int(document["lines"]), str(document["newest"]), newer
+        return (folder, offset, int(document["lines"]), str(document["newest"]), newer,
+                digest)
     except Exception:  # noqa: BLE001 - a cache that cannot be read is no cache; never an error
         return None
 
 
-def replay(journal: str, fs: FileSystem = REAL) -> tuple[Fold, ReadReport]:
+def replay(journal: str, fs: FileSystem = REAL, *,
+           digest: bool = False) -> tuple[Fold, ReadReport]:
     """The journal folded from its checkpoint and the lines after it, else from scratch:
-    the one way every reader of a journal (status, writers) folds it."""
+    the one way every reader of a journal (status, writers) folds it, reading its bytes
+    once. A path that holds no journal (a FIFO, a config) is refused first, untouched
+    (`reader.check_journal`). With `digest` (writers), the report carries a SHA-256 of
+    the journal as read (see `ReadReport.digest`)."""
+    check_journal(journal, fs)
     loaded = _load(journal, fs) if fs.exists(path_for(journal)) else None
     if loaded is None:
-        return reader_replay(journal, fs)
-    folder, offset, lines, newest, newer = loaded
-    reader = Reader(journal, fs, start=offset, first_line=lines + 1)
+        if not digest:
+            return _replay_all(journal, fs)
+        import hashlib
+
+        return _replay_all(journal, fs, hashlib.sha256())
+    folder, offset, lines, newest, newer, covered = loaded
+    reader = Reader(journal, fs, start=offset, first_line=lines + 1,
+                    digest=covered if digest else None)
     reader.on_heartbeat = folder.beat
     try:
         for event in reader.events():
             folder.feed(event)
     except OutOfOrder:  # a merge appended older events: only a full replay sorts them in
-        return reader_replay(journal, fs)
+        return replay_anew(journal, fs, digest=digest)
     report = reader.report()
     return folder, ReadReport(
         path=report.path, good_size=report.good_size, tail_size=report.tail_size,
         lines=lines + report.lines, last_ts=max(newest, report.last_ts),
         newer_types=tuple(sorted({*report.newer_types, *newer})), ordered=report.ordered,
         tail_reason=report.tail_reason, checkpoint_offset=offset,
+        digest=report.digest if report.digest is not None and digest else None,
     )
+
+
+def replay_anew(journal: str, fs: FileSystem = REAL, *,
+                digest: bool = False) -> tuple[Fold, ReadReport]:
+    """A full replay, checkpoint or not."""
+    if not digest:
+        return _replay_all(journal, fs)
+    import hashlib
+
+    return _replay_all(journal, fs, hashlib.sha256())
+
+
+def _replay_all(path: str, fs: FileSystem = REAL,
+                digest: Any = None) -> tuple[Fold, ReadReport]:
+    """Fold the journal at `path` in (ts, id) order, streaming; `digest` (a hashlib object,
+    if given) takes every byte read, and comes back in the report (see `ReadReport`).
+
+    A journal is already in that order unless sessions that ran at the same time were merged
+    into it; then it is a few ordered runs, and those are merged lazily, one event per run
+    in memory at a time (the one case that reads the journal more than once).
+    """
+    fold = Fold()
+    reader = Reader(path, fs, digest=digest.copy() if digest is not None else None)
+    reader.on_heartbeat = fold.beat
+    try:
+        for event in reader.events():
+            fold.feed(event)
+        return fold, reader.report()
+    except OutOfOrder:
+        pass
+    # The rare case: find where each ordered run starts, then merge the runs.
+    reader = Reader(path, fs, digest=digest)
+    for _ in reader.events():
+        pass
+    report = reader.report()
+    bounds = [*reader.run_starts, (report.good_size, -1)]
+    ordered_runs = [Reader(path, fs, start, end, line).events()
+                    for (start, line), (end, _) in itertools.pairwise(bounds)]
+    fold = Fold()
+    for event in heapq.merge(*ordered_runs, key=sort_key):
+        fold.feed(event)
+    return fold, report

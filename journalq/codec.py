@@ -109,6 +109,7 @@ _TAG = re.compile(r"[a-z][a-z0-9_]{0,63}", re.ASCII)
 # The envelope has defaults only so that the pure core can build events before a session
 # stamps them; on a line, every event names who wrote it.
 _ENVELOPE = ("id", "ts", "session")
+_TIMES = ("ts", "clock")  # fields that hold the journal's timestamps
 
 
 class _Field(NamedTuple):
@@ -166,6 +167,10 @@ def decode(obj: Any) -> ev.Event:
                                   else field.check(value, None))
         except ValueProblem as problem:
             raise DecodeError(f"{tag}: $.{field.name}: {problem}") from None
+    clock = values.get("clock")
+    if clock is not None and not (_TS_FORMAT.fullmatch(clock) and _is_time(clock)):
+        raise DecodeError(f"{tag}: $.clock: expected an RFC 3339 UTC time like "
+                          "2026-01-31T12:00:00.000000Z")
     return cls(**values)
 
 
@@ -215,9 +220,9 @@ def _compile_fast_path(cls: type[ev.Event], doc: str) -> Callable[[dict[str, Any
         get.append(f"{value} = obj[{field.name!r}]" if field.required
                    else f"{value} = obj.get({field.name!r})")  # a missing field is None
         check = f"type({value}) is {field.kind}"
-        test.append(f"({value} is None or {check})" if field.optional else check)
-        if field.name == "ts":
-            test.append(f"_TS_FORMAT.fullmatch({value}) and _is_time({value})")
+        if field.name in _TIMES:
+            check += f" and _TS_FORMAT.fullmatch({value}) and _is_time({value})"
+        test.append(f"({value} is None or ({check}))" if field.optional else check)
     source = "\n".join([
         "def fields(obj):",
         f"    if obj.get('type') != {TAGS[cls]!r}:",
@@ -241,7 +246,8 @@ def _compile_fast_path(cls: type[ev.Event], doc: str) -> Callable[[dict[str, Any
     return function
 
 
-heartbeat_fields: Callable[[dict[str, Any]], tuple[str, str, str, str, int, int | None] | None]
-heartbeat_fields = _compile_fast_path(ev.Heartbeat, """(id, ts, session, job, attempt,
+heartbeat_fields: Callable[[dict[str, Any]],
+                           tuple[str, str, str, str | None, str, int, int | None] | None]
+heartbeat_fields = _compile_fast_path(ev.Heartbeat, """(id, ts, session, clock, job, attempt,
     child_pid) of a well-formed heartbeat, or None for anything else: exactly what `decode`
     accepts as a `Heartbeat`, without building one.""")

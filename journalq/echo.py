@@ -30,24 +30,29 @@ class Terminal:
     (`journalq run | less`), each has its own, so a stdout nobody reads never holds back
     the progress lines, warnings and summary on stderr."""
 
-    def __init__(self, out_fd: int = 1, err_fd: int = 2,
-                 limit: int = BUFFER_BYTES) -> None:
-        out = _Stream(out_fd, limit, "stdout")
-        self.shared = _same_file(out_fd, err_fd)
-        self._streams = (out, out if self.shared else _Stream(err_fd, limit, "stderr"))
+    def __init__(self, out: Callable[[bytes], None] | None = None,
+                 err: Callable[[bytes], None] | None = None, *, out_fd: int = 1,
+                 err_fd: int = 2, limit: int = BUFFER_BYTES,
+                 on_gone: Callable[[OSError], None] = lambda _: None) -> None:
+        # Given writers (a notebook cell's streams, which never block) share one thread, in
+        # order; descriptors share one only when they lead to the same file.
+        self.shared = (out is not None or err is not None) or _same_file(out_fd, err_fd)
+        self._writers = (out or _writer(out_fd), err or _writer(err_fd))
+        first = _Stream(limit, "stdout", on_gone)
+        self._streams = (first, first if self.shared else _Stream(limit, "stderr", on_gone))
 
     def echo(self, data: bytes) -> None:
         """Queue bytes of a job's output for stdout: dropped if the queue is full."""
-        self._streams[0].put(data, droppable=True)
+        self._streams[0].put(self._writers[0], data, droppable=True)
 
     def out(self, data: bytes) -> None:
         """Queue bytes of journalq's own output for stdout (kept, like `err`)."""
-        self._streams[0].put(data, droppable=False)
+        self._streams[0].put(self._writers[0], data, droppable=False)
 
     def err(self, data: bytes) -> None:
         """Queue bytes for stderr (progress, warnings): kept even past the limit, as they
         are few and say what happened."""
-        self._streams[1].put(data, droppable=False)
+        self._streams[1].put(self._writers[1], data, droppable=False)
 
     def dropped(self) -> int:
         """How many bytes of job output were not echoed because nobody read them."""
@@ -72,12 +77,13 @@ def _same_file(one: int, other: int) -> bool:
 
 
 class _Stream:
-    """One file descriptor's queue and the thread that writes it (it touches no journal)."""
+    """One queue and the thread that writes it (it touches no journal)."""
 
-    def __init__(self, fd: int, limit: int, name: str) -> None:
-        self._fd = fd
+    def __init__(self, limit: int, name: str, on_gone: Callable[[OSError], None]) -> None:
         self._limit = limit
-        self._queue: collections.deque[bytes] = collections.deque()
+        self._on_gone = on_gone  # a write failed: the terminal hung up, or the reader left
+        self._queue: collections.deque[tuple[Callable[[bytes], None], bytes]] = (
+            collections.deque())
         self._queued = 0
         self.dropped = 0
         self._gone = False  # the reader went away (EIO, EPIPE): nothing more is written
@@ -87,7 +93,7 @@ class _Stream:
                                         daemon=True)
         self._thread.start()
 
-    def put(self, data: bytes, *, droppable: bool) -> None:
+    def put(self, write: Callable[[bytes], None], data: bytes, *, droppable: bool) -> None:
         if not data:
             return
         with self._lock:
@@ -96,7 +102,7 @@ class _Stream:
             if droppable and self._queued + len(data) > self._limit:
                 self.dropped += len(data)
                 return
-            self._queue.append(data)
+            self._queue.append((write, data))
             self._queued += len(data)
             self._lock.notify()
 
@@ -107,14 +113,15 @@ class _Stream:
                     self._lock.wait()
                 if not self._queue:
                     return
-                data = self._queue.popleft()
+                write, data = self._queue.popleft()
             try:
-                _write_all(self._fd, data)
-            except OSError:
+                write(data)
+            except OSError as exc:
                 with self._lock:
                     self._gone = True
                     self._queue.clear()
                     self._queued = 0
+                self._on_gone(exc)
                 return
             with self._lock:
                 self._queued -= len(data)
@@ -126,6 +133,10 @@ class _Stream:
 
     def join(self, timeout: float) -> None:
         self._thread.join(timeout)
+
+
+def _writer(fd: int) -> Callable[[bytes], None]:
+    return lambda data: _write_all(fd, data)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -203,6 +214,15 @@ class Echo:
     def break_line(self) -> None:
         """End a job's partial line (a progress bar) before a line of journalq's."""
         self._prefixer.break_line()
+
+
+def terminal_for(console: Console) -> Terminal:
+    """The terminal for a run: the process's own descriptors under the command line, else
+    (a notebook) the streams `console` writes to, from the writer thread."""
+    if console.descriptors:
+        return Terminal(on_gone=console.on_gone)
+    return Terminal(out=console.echo,
+                    err=lambda data: console.err(data.decode(errors="replace").removesuffix("\n")))
 
 
 def console_on(terminal: Terminal, echo: Echo | None = None) -> Console:

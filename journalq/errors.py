@@ -17,6 +17,7 @@ EXIT_JOURNAL = 4
 EXIT_BUSY = 5
 EXIT_DECISION = 6
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in journalq, not in the input
+EXIT_TIMEOUT = 124  # as timeout(1) reports a command it stopped
 EXIT_SIGHUP = 129
 EXIT_SIGINT = 130
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a reader that went away
@@ -34,29 +35,40 @@ class ExitCode:
 
 EXIT_TABLE = (
     ExitCode("0", "success (run: every selected job is done, or cancelled)"),
-    ExitCode("1", "run: at least one job failed (see the summary and its log)"),
+    ExitCode("1", "run, wait: at least one job failed (see the summary and its log)"),
     ExitCode("2", "usage error: bad flags, unknown job id, missing --state/--config"),
     ExitCode("3", "config error: the file, line or field is named"),
     ExitCode("4", "journal error: corrupt, not a journal, unwritable, fsync failed, disk "
-                  "full, written by a newer journalq, unreadable sync folder"),
-    ExitCode("5", "busy: another journalq holds the journal, or another runner looks alive"),
-    ExitCode("6", "decision needed: orphaned jobs (use --resume), changed specs (use "
-                  "--trust), or a run card of an attempt the journal never saw"),
+                  "full, written by a newer journalq, unreadable sync folder; logs: the "
+                  "attempt's log is missing or on another machine"),
+    ExitCode("5", "busy: another journalq holds the journal, or a live runner that started "
+                  "earlier selected the same jobs (this one ran only the others)"),
+    ExitCode("6", "decision needed: orphaned jobs (use --resume) or changed specs (use "
+                  "init or --trust)"),
     ExitCode("70", "internal error (a bug: rerun with JOURNALQ_DEBUG=1 and report it)"),
+    ExitCode("124", "wait: the timeout passed before the jobs settled"),
     ExitCode("129/130/143", "stopped by SIGHUP (or a closed terminal) / SIGINT (Ctrl-C) / "
                             "SIGTERM"),
     ExitCode("141", "the reader of journalq's output went away (`journalq status | head`)"),
 )
 
 
-class JournalqError(Exception):
-    """Base of every error journalq reports to a person instead of a traceback."""
+class Error(Exception):
+    """journalq's one public exception (`journalq.Error`): a non-zero outcome, with the exit
+    code the command line would return and its one-line message. A notebook cell that
+    calls `journalq.run(...)` raises it, so "Run all" stops where a shell would have."""
 
     exit_code = 1
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, exit_code: int | None = None) -> None:
         super().__init__(message)
         self.message = message
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+
+class JournalqError(Error):
+    """Base of every error journalq reports to a person instead of a traceback."""
 
 
 class UsageError(JournalqError):
@@ -83,7 +95,26 @@ class BusyError(JournalqError):
     exit_code = EXIT_BUSY
 
 
+class Hangup(KeyboardInterrupt):
+    """SIGHUP, or the terminal went away: like Ctrl-C, the operator's session stopped us.
+
+    A KeyboardInterrupt, so that whatever handles an interruption handles this one too."""
+
+    exit_code = EXIT_SIGHUP
+
+
+def interrupt_code(exc: KeyboardInterrupt) -> int:
+    """The exit status of an interruption: 129 for a hangup, 130 for Ctrl-C."""
+    return exc.exit_code if isinstance(exc, Hangup) else EXIT_SIGINT
+
+
 class DecisionNeeded(JournalqError):
     """journalq will not guess: stale jobs need --resume, a changed spec needs --trust."""
 
     exit_code = EXIT_DECISION
+
+
+class TimedOut(JournalqError):
+    """`wait` gave up: its timeout passed before the jobs it waits on settled."""
+
+    exit_code = EXIT_TIMEOUT

@@ -18,8 +18,6 @@ from typing import Any
 
 import attrs
 
-from journalq.outcomes import Outcome
-
 FORMAT_VERSION = 1
 # Fields added after the first release are written only when set: a journal that uses no
 # newer feature reads exactly as it did, and older readers ignore what they do not know.
@@ -31,9 +29,6 @@ def later() -> Any:
     unset."""
     return attrs.field(default=None, metadata=UNSET_OMITTED)
 
-# Short names for the two outcomes of an attempt that ran to its end (see `Outcome`).
-DONE = Outcome.DONE
-FAILED = Outcome.FAILED
 
 
 @attrs.frozen(kw_only=True, slots=False, eq=False)
@@ -43,6 +38,10 @@ class Event:
     id: str = ""
     ts: str = ""
     session: str = ""
+    # The writer's own clock, when `ts` had to be raised above it to sort after an event
+    # stamped by a clock that runs ahead: liveness is judged by it, so a skewed clock's
+    # timestamps never make a later runner look alive longer than it was.
+    clock: str | None = later()
 
     def __eq__(self, other: object) -> bool:
         """Events are equal when they are the same fact: same type, same fields."""

@@ -91,7 +91,7 @@ class Fold:
 
     def feed(self, event: ev.Event) -> None:
         """Fold one event; it must not sort before the previous one."""
-        self._advance(event.ts, event.id, event.session)
+        self._advance(event.ts, event.id, event.session, event.clock)
         rule = tr.RULES.get(type(event))
         if rule is None:
             self._anomaly(event.id, event.ts, None, f"no transition for {type(event).__name__}")
@@ -124,25 +124,25 @@ class Fold:
             if label is not None:
                 self._unknown.add(label)
 
-    def beat(self, event_id: str, ts: str, session: str, job: str, attempt: int,
-             child_pid: int | None) -> None:
+    def beat(self, event_id: str, ts: str, session: str, clock: str | None, job: str,
+             attempt: int, child_pid: int | None) -> None:
         """Fold one heartbeat given as its fields (the reader's fast path: no object); the
         same transition as `feed` applies to a `Heartbeat`."""
-        self._advance(ts, event_id, session)
-        found = tr.beat(self._running.get(job), self._beats.get(job), attempt, session, ts,
-                        child_pid)
+        self._advance(ts, event_id, session, clock)
+        found = tr.beat(self._running.get(job), self._beats.get(job), attempt, session,
+                        clock or ts, child_pid)
         if type(found) is Misfit:
             self._anomaly(event_id, ts, job, found.reason)
         else:
             self._beats[job] = found  # type: ignore[assignment]  # a Beat, not a Misfit
 
-    def _advance(self, ts: str, event_id: str, session: str) -> None:
+    def _advance(self, ts: str, event_id: str, session: str, clock: str | None) -> None:
         key = (ts, event_id)
         if key < self._last:
             raise OutOfOrder(f"event {event_id} is out of (ts, id) order")
         self._last = key
         self._count += 1
-        self._seen[session] = ts
+        self._seen[session] = clock or ts  # when it was heard from, by its own clock
         self._newest[session] = event_id
 
     def _job_event(self, rule: tr.Rule[Any, Any], event: ev.Event) -> None:

@@ -8,6 +8,7 @@ journal and sync code cannot tell the difference.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from collections.abc import Iterator
 from typing import Protocol
@@ -48,12 +49,19 @@ class FileSystem(Protocol):
         """Release the descriptor."""
         ...
 
-    def read(self, path: str, offset: int = 0) -> Iterator[bytes]:
-        """The file's bytes from `offset`, in chunks; FileNotFoundError if it is missing."""
+    def read(self, path: str, offset: int = 0, chunk: int = CHUNK) -> Iterator[bytes]:
+        """The file's bytes from `offset`, in chunks of `chunk` bytes; FileNotFoundError if
+        it is missing."""
         ...
 
     def write_file(self, path: str, data: bytes, durable: bool = True) -> None:
         """Create or overwrite `path` with `data`, fsync'd unless not `durable`."""
+        ...
+
+    def copy_file(self, source: str, start: int, end: int, target: str,
+                  durable: bool = True) -> None:
+        """Create or overwrite `target` with bytes [start, end) of `source`, copied by the
+        kernel where it can (no pass through this process), fsync'd unless not `durable`."""
         ...
 
     def replace(self, source: str, target: str) -> None:
@@ -106,12 +114,27 @@ class RealFileSystem:
     def close(self, fd: int) -> None:
         os.close(fd)
 
-    def read(self, path: str, offset: int = 0) -> Iterator[bytes]:
+    def read(self, path: str, offset: int = 0, chunk: int = CHUNK) -> Iterator[bytes]:
         with open(path, "rb", buffering=0) as handle:
             if offset:
                 handle.seek(offset)
-            while chunk := handle.read(CHUNK):
-                yield chunk
+            while data := handle.read(chunk):
+                yield data
+
+    def copy_file(self, source: str, start: int, end: int, target: str,
+                  durable: bool = True) -> None:
+        source_fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            target_fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
+                                0o644)
+            try:
+                _copy_range(source_fd, target_fd, start, end)
+                if durable:
+                    os.fsync(target_fd)
+            finally:
+                os.close(target_fd)
+        finally:
+            os.close(source_fd)
 
     def write_file(self, path: str, data: bytes, durable: bool = True) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
@@ -150,6 +173,43 @@ class RealFileSystem:
     def remove(self, path: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.remove(path)
+
+
+def _copy_range(source_fd: int, target_fd: int, start: int, end: int) -> None:
+    """Copy bytes [start, end) of one file into another at its start: copy_file_range, else
+    sendfile (another file system: Drive's FUSE mount), else read and write."""
+    offset, target = start, 0
+    while offset < end:
+        try:
+            copied = os.copy_file_range(source_fd, target_fd, end - offset, offset, target)
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP,
+                                 errno.EBADF):
+                raise
+            break
+        if copied == 0:
+            break
+        offset, target = offset + copied, target + copied
+    if offset < end:
+        os.lseek(target_fd, target, os.SEEK_SET)
+        while offset < end:
+            try:
+                copied = os.sendfile(target_fd, source_fd, offset, end - offset)
+            except OSError as exc:
+                if exc.errno not in (errno.EINVAL, errno.ENOSYS):
+                    raise
+                copied = _read_write(source_fd, target_fd, offset, end)
+            if copied == 0:
+                raise OSError(errno.EIO, f"the source ended {end - offset} bytes early")
+            offset += copied
+
+
+def _read_write(source_fd: int, target_fd: int, offset: int, end: int) -> int:
+    data = os.pread(source_fd, min(CHUNK, end - offset), offset)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(target_fd, view):]
+    return len(data)
 
 
 def _fsync_dir(path: str) -> None:

@@ -22,6 +22,7 @@ import os
 import posixpath
 import signal
 from collections.abc import Callable
+from typing import Any
 
 import attrs
 
@@ -40,10 +41,10 @@ from journalq.lock import (
     stopped_attempts,
     write_holder,
 )
-from journalq.reader import ReadReport
-from journalq.reader import replay as reader_replay
+from journalq.reader import ReadReport, check_journal
 from journalq.timestamps import format_ts, parse_ts_micros
 
+_SKEW_MICROS = 1_000_000
 # Reads and folds a journal: what the writer is handed (see the module docstring).
 Replay = Callable[[str, FileSystem], tuple[Fold, ReadReport]]
 
@@ -72,17 +73,23 @@ class Writer:
         # before the fold's last event wait for `reload`. A checkpoint saves this mark, never
         # `_size`, so it describes exactly the bytes it covers whatever interrupts a merge.
         self._folded = (report.good_size, report.lines, report.last_ts)
+        # A SHA-256 of the journal's bytes so far (when the replay made one), and of the
+        # bytes the fold describes: a checkpoint is saved without reading the journal again.
+        self._digest: Any = report.digest
+        self._folded_digest: Any = report.digest.copy() if report.digest else None
         self._broken: str | None = None
         self._holder: Holder | None = None
 
     @classmethod
-    def open(cls, path: str, *, session: str, command: str, replay: Replay = reader_replay,
+    def open(cls, path: str, *, session: str, command: str, replay: Replay,
              fs: FileSystem = REAL, clock: Callable[[], int] = now_micros) -> Writer:
         """Lock the journal, read it whole, and get ready to append.
 
         Refuses (BusyError) if another process holds the lock, and (JournalError) if the
-        journal is corrupt or was written by a newer journalq.
+        journal is corrupt or was written by a newer journalq. What is not a journal at all
+        (a config, a FIFO) is refused before the lock is taken, so nothing appears beside it.
         """
+        check_journal(path, fs)
         folder_path = posixpath.dirname(path) or "."
         try:
             fs.makedirs(folder_path)
@@ -147,10 +154,14 @@ class Writer:
     def stamp(self, event: ev.Event) -> ev.Event:
         """The event with this session's next id and a timestamp never below any seen."""
         self._seq += 1
-        micros = max(self._clock(), self._floor + 1)
+        now = self._clock()
+        micros = max(now, self._floor + 1)
         self._floor = micros
+        # Raised more than a second above our clock (we read an event from a clock that
+        # runs ahead): say what our clock said, so liveness is judged by it.
+        clock = format_ts(now) if micros - now > _SKEW_MICROS else None
         return attrs.evolve(event, id=f"{self.session}:{self._seq}", ts=format_ts(micros),
-                            session=self.session)
+                            session=self.session, clock=clock)
 
     def append(self, event: ev.Event) -> ev.Event:
         """Stamp, append and fsync one event; it is durable when this returns."""
@@ -166,7 +177,7 @@ class Writer:
         for event in stamped:
             self.fold.feed(event)
         if in_step:
-            self._folded = (self._size, self.lines, stamped[-1].ts if stamped else "")
+            self._mark_folded(stamped[-1].ts if stamped else "")
         return stamped
 
     def append_foreign(self, entries: list[tuple[bytes, ev.Event]],
@@ -196,10 +207,20 @@ class Writer:
                 if ts > format_ts(self._floor):
                     self._floor = parse_ts_micros(ts)
             if in_order:
-                self._folded = (self._size, self.lines, chunk[-1][1].ts)
+                self._mark_folded(chunk[-1][1].ts)
             start = end
         if not in_order:
             self.reload()
+
+    def _mark_folded(self, newest: str) -> None:
+        """The fold now describes every byte written so far."""
+        self._folded = (self._size, self.lines, newest)
+        self._folded_digest = self._digest.copy() if self._digest is not None else None
+
+    @property
+    def folded_digest(self) -> Any:
+        """The SHA-256 of the bytes the fold describes, if known (for the checkpoint)."""
+        return self._folded_digest
 
     @property
     def folded(self) -> tuple[int, int, str]:
@@ -227,6 +248,12 @@ class Writer:
                 f"cannot append to {self.path}: {reason} (disk full or file size limit?); "
                 "the partial line was removed. Free space, then rerun"
             )
+        # Counted as written before the fsync: a Ctrl-C during it must not leave the line in
+        # the file but not in our size (the next append would then be misplaced by a mark).
+        self._size += len(line)
+        self.lines += line.count(b"\n")
+        if self._digest is not None:
+            self._digest.update(line)
         try:
             self.fs.fsync(self._fd)
         except OSError as exc:
@@ -236,8 +263,6 @@ class Writer:
                             "journalq will not write again in this process. Check the disk "
                             "(dmesg), then run `journalq status`")
             raise JournalError(self._broken) from None
-        self._size += len(line)
-        self.lines += line.count(b"\n")
 
     def _cut_back(self) -> None:
         assert self._fd is not None
@@ -247,6 +272,16 @@ class Writer:
         except OSError as exc:
             self._broken = (f"{self.path}: could not remove a partial line after a failed "
                             f"write ({exc.strerror}); run `journalq repair --state {self.path}`")
+
+    def written_since(self, size: int) -> bool:
+        """Whether the file holds more than `size` bytes now (an append that was interrupted
+        may have reached the file before it returned)."""
+        if self._fd is None:
+            return False
+        try:
+            return self.fs.size(self._fd) > size
+        except OSError:
+            return False
 
     @property
     def size(self) -> int:
@@ -265,6 +300,8 @@ class Writer:
         if report.last_ts:
             self._floor = max(self._floor, parse_ts_micros(report.last_ts))
         self._folded = (report.good_size, report.lines, report.last_ts)
+        self._digest = report.digest
+        self._folded_digest = report.digest.copy() if report.digest else None
 
     stopped_before: frozenset[tuple[str, int, str]] = frozenset()
 

@@ -1,17 +1,21 @@
 """Reading a journal: every line checked, a torn tail told apart from corruption, and the
 events folded in `(ts, id)` order, streaming.
 
-- A torn or garbage tail (a crash mid-append, NUL bytes after a power loss) is dropped with a
-  warning; the writer copies it aside and cuts it off before its next append.
-- A bad line followed by good ones is corruption, not a crash artefact: reading refuses it,
-  naming file, line and byte offset.
+- A torn tail is only the bytes after the last newline (a crash mid-append, NUL bytes after
+  a power loss: every append ends in a newline, so nothing else can be one). It is dropped
+  with a warning; the writer copies it aside and cuts it off before its next append.
+- A complete line that is not an event is corruption, wherever it is: reading refuses it,
+  naming file, line and byte offset, and `journalq repair` is the way on.
+- A file whose first line is not an event is not a journal at all (a config passed as
+  `--state`, a journal pretty-printed by `jq .`): it is refused, said what it looks like, and
+  never touched. Writers check that (`check_journal`) before they even take the lock, so not
+  even a lock file appears beside it; nor does anything open a FIFO or device at the path.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import attrs
 
@@ -20,8 +24,11 @@ from journalq import events as ev
 from journalq.codec import TORN, decode_value, parse_line
 from journalq.codec import decode_line as decode_line  # re-exported: journal, repair
 from journalq.errors import JournalError
-from journalq.fold import Fold, OutOfOrder, sort_key
 from journalq.fs import REAL, FileSystem
+from journalq.identify import NotAJournal, check_journal, not_a_journal, plausible_start
+
+__all__ = ["BadLine", "NotAJournal", "ReadReport", "Reader", "check_journal", "decode_line",
+           "split_lines", "tail_warning"]
 
 
 @attrs.frozen
@@ -46,18 +53,23 @@ class ReadReport:
     ordered: bool
     tail_reason: str = ""
     checkpoint_offset: int | None = None  # the bytes a fold checkpoint covered, if one did
+    # A SHA-256 (hashlib object) of the whole file as read, when the reader was asked for
+    # one and the file had no torn tail: the writer carries it on, so that saving a fold
+    # checkpoint never reads the journal again.
+    digest: Any = None
 
 
 class Reader:
     """Streams a journal's events in file order, checking every line as it goes.
 
-    Iterate `events()` to the end, then read `report()`. Raises JournalError on a bad
-    line that has valid lines after it.
+    Iterate `events()` to the end, then read `report()`. Raises JournalError on a complete
+    line that is not an event, and NotAJournal if that is the file's first line.
     """
 
     def __init__(self, path: str, fs: FileSystem = REAL, start: int = 0,
-                 end: int | None = None, first_line: int = 1) -> None:
+                 end: int | None = None, first_line: int = 1, digest: Any = None) -> None:
         self.path = path
+        self.digest = digest  # updated with every byte read
         self._fs = fs
         self._start = start
         self._end = end
@@ -68,6 +80,7 @@ class Reader:
         self._max_ts = ""
         self._newer: set[str] = set()
         self._bad: BadLine | None = None
+        self._tail_reason = ""
         self.run_starts: list[tuple[int, int]] = [(start, first_line)]
         self._size = start
 
@@ -89,12 +102,18 @@ class Reader:
         heartbeat_fields = codec.heartbeat_fields
         lines, last, newest, runs = self._lines, self._last, self._max_ts, self.run_starts
         size = self._size
+        first = self._start == 0  # the file's first line decides whether it is a journal
         try:
             for offset, line, complete in split_lines(self._fs, self.path, self._start,
-                                                       self._end):
+                                                       self._end, self.digest):
                 number += 1
                 size = offset + len(line) + complete
-                obj = parse_line(line) if complete else TORN
+                if not complete:  # after the last newline: a torn tail, never corruption
+                    if first and not plausible_start(line):
+                        raise not_a_journal(self.path, self._fs)
+                    self._tail_reason = TORN_REASON
+                    break
+                obj = parse_line(line)
                 fields = None
                 if (on_heartbeat is not None and type(obj) is dict
                         and obj.get("type") == "heartbeat"):
@@ -105,13 +124,16 @@ class Reader:
                 else:
                     decoded = decode_value(obj)
                     if isinstance(decoded, str):
+                        if first:
+                            raise not_a_journal(self.path, self._fs)
                         if self._bad is None:
                             self._bad = BadLine(number, offset, decoded)
                         continue
                     event = decoded
                     key = (event.ts, event.id)
+                first = False
                 if self._bad is not None:
-                    raise self._corrupt()
+                    raise self._corrupt(followed=True)
                 lines += 1
                 self._good_end = offset + len(line) + 1
                 if key < last:
@@ -125,40 +147,47 @@ class Reader:
                 if isinstance(event, codec.UnknownEvent):
                     self._newer.add(f"{event.type} (format v{event.v})")
                 yield line, event
+            if self._bad is not None:
+                raise self._corrupt(followed=False)
         finally:
             self._lines, self._last, self._max_ts = lines, last, newest
             self._size = size
 
-    on_heartbeat: Callable[[str, str, str, str, int, int | None], None] | None = None
+    on_heartbeat: Callable[[str, str, str, str | None, str, int, int | None], None] | None = None
 
-    def _corrupt(self) -> JournalError:
+    def _corrupt(self, *, followed: bool) -> JournalError:
         bad = self._bad
         assert bad is not None
+        after = " followed by valid lines" if followed else ""
         return JournalError(
-            f"{self.path}:{bad.number} (byte {bad.offset}): corrupt line ({bad.reason}) "
-            "followed by valid lines; nothing was written. Inspect it, then run "
+            f"{self.path}:{bad.number} (byte {bad.offset}): corrupt line ({bad.reason})"
+            f"{after}; nothing was written. Inspect it, then run "
             f"`journalq repair --state {self.path}`"
         )
 
     def report(self) -> ReadReport:
         """What the finished read found (call after `events()` is exhausted)."""
-        tail_reason = self._bad.reason if self._bad else ""
+        tail = self._size - self._good_end
         return ReadReport(
-            path=self.path, good_size=self._good_end, tail_size=self._size - self._good_end,
+            path=self.path, good_size=self._good_end, tail_size=tail,
             lines=self._lines, last_ts=self._max_ts, newer_types=tuple(sorted(self._newer)),
-            ordered=len(self.run_starts) == 1, tail_reason=tail_reason,
+            ordered=len(self.run_starts) == 1, tail_reason=self._tail_reason,
+            digest=self.digest if not tail and self._end is None else None,
         )
 
 
-def split_lines(fs: FileSystem, path: str, start: int,
-                 end: int | None) -> Iterator[tuple[int, bytes, bool]]:
-    """(offset, line without its newline, whether it had one) for each line in [start, end)."""
+def split_lines(fs: FileSystem, path: str, start: int, end: int | None,
+                digest: Any = None) -> Iterator[tuple[int, bytes, bool]]:
+    """(offset, line without its newline, whether it had one) for each line in [start, end);
+    `digest`, if given, is updated with every byte read."""
     position = offset = start
     pending = b""
     for chunk in fs.read(path, start):
         if end is not None and position + len(chunk) > end:
             chunk = chunk[: end - position]
         position += len(chunk)
+        if digest is not None:
+            digest.update(chunk)
         *lines, pending = (pending + chunk).split(b"\n")
         for line in lines:
             yield offset, line, True
@@ -169,34 +198,7 @@ def split_lines(fs: FileSystem, path: str, start: int,
         yield offset, pending, False
 
 
-def replay(path: str, fs: FileSystem = REAL) -> tuple[Fold, ReadReport]:
-    """Fold the journal at `path` in (ts, id) order, streaming.
-
-    A journal is already in that order unless sessions that ran at the same time were merged
-    into it; then it is a few ordered runs, and those are merged lazily, one event per run
-    in memory at a time.
-    """
-    fold = Fold()
-    reader = Reader(path, fs)
-    reader.on_heartbeat = fold.beat
-    try:
-        for event in reader.events():
-            fold.feed(event)
-        return fold, reader.report()
-    except OutOfOrder:
-        pass
-    # The rare case: find where each ordered run starts, then merge the runs.
-    reader = Reader(path, fs)
-    for _ in reader.events():
-        pass
-    report = reader.report()
-    bounds = [*reader.run_starts, (report.good_size, -1)]
-    ordered_runs = [Reader(path, fs, start, end, line).events()
-                    for (start, line), (end, _) in itertools.pairwise(bounds)]
-    fold = Fold()
-    for event in heapq.merge(*ordered_runs, key=sort_key):
-        fold.feed(event)
-    return fold, report
+TORN_REASON = str(TORN)  # why a final line without its newline is no event
 
 
 def tail_warning(report: ReadReport) -> str | None:
@@ -206,3 +208,6 @@ def tail_warning(report: ReadReport) -> str | None:
     return (f"{report.path}: ignoring {report.tail_size} bytes after the last complete event "
             f"at byte {report.good_size} ({report.tail_reason}); most likely a crash "
             "mid-append. They are moved aside before the next write.")
+
+
+# ---- is it a journal at all? --------------------------------------------------------------

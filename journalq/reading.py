@@ -45,7 +45,7 @@ def read_with_copies(opened: Opened) -> Queue:
     if name is None:
         raise UsageError(f"{opened.path}: no journal here to name the queue; pass --config so "
                          "journalq knows which copies in the sync folder to read")
-    from journalq.sync import CopyReader, merged_queue
+    from journalq.copyreader import CopyReader, merged_queue
 
     copies = CopyReader(opened.sync.folder, name, opened.console.warn, opened.fs)
 

@@ -5,18 +5,28 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from journalq import defaults, host, policy, reaper, render
+from journalq import events as ev
 from journalq.card import read_card
 from journalq.errors import DecisionNeeded
+from journalq.lock import LeftRunning
 from journalq.outcomes import RecoveryReason
 from journalq.render import Console
 from journalq.runner import kill_orphans
 from journalq.state import Queue, Status
 
-if TYPE_CHECKING:
-    from journalq.session import Session
+
+class Settling(Protocol):
+    """What recovery needs of a writing session (`session.Session`)."""
+
+    @property
+    def left_running(self) -> tuple[LeftRunning, ...]: ...
+
+    def forget_left_running(self, jobs: set[str]) -> None: ...
+
+    def append(self, event: ev.Event) -> ev.Event: ...
 
 
 def observe(queue: Queue, now: datetime, stale_seconds: float, force: bool = False, *,
@@ -56,7 +66,7 @@ def describe_orphan(orphan: policy.Orphan) -> str:
     return render.safe(f"{orphan.job.id} (attempt {number}): {why}")
 
 
-def recover_orphans(session: Session, orphans: Sequence[policy.Orphan],
+def recover_orphans(session: Settling, orphans: Sequence[policy.Orphan],
                     seen: policy.Observations, console: Console,
                     grace_seconds: float = defaults.DEFAULT_GRACE_SECONDS) -> int:
     """Settle jobs whose runner is gone; first stop a job it left running on this host."""

@@ -11,8 +11,10 @@ the operator's explicit decision (Redis's `redis-check-aof --fix`, etcd's WAL re
 Either way the original is first copied, byte for byte, to `<journal>.bak-<time>` (fsync'd,
 its directory fsync'd), every dropped line is reported, and the repaired journal replaces
 the old one by temp file + fsync + rename + directory fsync, never by writing in place, so a
-crash during repair leaves the old journal or the new one, never a mix. A torn tail alone is
-not corruption: the next writer moves it aside, so repair leaves it alone.
+crash during repair leaves the old journal or the new one, never a mix. A torn tail alone
+(the bytes after the last newline) is not corruption: the next writer moves it aside, so
+repair leaves it alone; a complete bad line is, even the last one. A file that is not a
+journal (its first line is no event) is refused untouched, as by every command.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ class Plan:
     size: int
     salvage: bool
     bad: tuple[Dropped, ...]
-    needed: bool  # a bad line has a valid line after it; a torn tail alone needs no repair
+    needed: bool  # a complete line is bad; a torn tail alone needs no repair
     kept: int
     lost: int
     keep: tuple[tuple[int, int], ...]
@@ -70,12 +72,12 @@ def plan(path: str, lines: Iterable[tuple[int, bytes, bool]], *, salvage: bool) 
     size = 0
     for number, (offset, line, whole) in enumerate(lines, start=1):
         size = offset + len(line) + (1 if whole else 0)
-        event = reader.decode_line(line) if whole else "the final line has no newline (torn)"
+        event = reader.decode_line(line) if whole else reader.TORN_REASON
         if isinstance(event, str):
             bad.append(Dropped(number, offset, event, line[:HEAD_BYTES]))
+            corrupt = corrupt or whole
             continue
         valid += 1
-        corrupt = corrupt or bool(bad)
         if runs and runs[-1][1] == offset:
             runs[-1] = (runs[-1][0], size)
         else:
@@ -164,6 +166,7 @@ def repair(path: str, *, salvage: bool, dry_run: bool, say: Callable[[str], None
     """Repair the journal at `path` under its writer lock, reporting every line it drops."""
     if not fs.exists(path):
         raise UsageError(f"{path}: no journal here; check --state (or --config)")
+    reader.check_journal(path, fs)  # before the lock: not even a lock file beside a non-journal
     # The writer's own lock: no `run` can append between reading and replacing the file.
     lock_fd, record = lock.acquire(path)
     try:

@@ -13,6 +13,7 @@ import errno
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from types import FrameType
@@ -72,7 +73,14 @@ class Interrupts:
             self.count += 1
         self.received = self.received or signum
 
+    # Signal handlers can only be set in the main thread (`journalq.run` from a notebook's
+    # worker thread has none): the loop then looks at its children at least this often.
+    poll_seconds: float | None = None
+
     def __enter__(self) -> Interrupts:
+        if threading.current_thread() is not threading.main_thread():
+            self.poll_seconds = 0.2
+            return self
         for signum in _STOP_SIGNALS:
             self._previous[signum] = signal.signal(signum, self._handle)
         self._previous[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, lambda *_: None)
@@ -80,7 +88,8 @@ class Interrupts:
         return self
 
     def __exit__(self, *_: object) -> None:
-        signal.set_wakeup_fd(self._previous_wakeup)
+        if self._previous:
+            signal.set_wakeup_fd(self._previous_wakeup)
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)  # type: ignore[arg-type]
         os.close(self._read_fd)

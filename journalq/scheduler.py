@@ -97,6 +97,8 @@ class Scheduler:
             due = self.hooks.tick_at()
             if due is not None:
                 wake.append(due)
+            if self.interrupts.poll_seconds is not None:
+                wake.append(self._clock() + self.interrupts.poll_seconds)
             timeout = max(0.0, min(wake) - self._clock())
             for key, _ in selector.select(timeout):
                 if key.fd == self.interrupts.wakeup_fd:

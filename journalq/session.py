@@ -9,21 +9,22 @@ folder's copies are merged in first and the journal is copied back out at the en
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import platform
 import secrets
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from journalq import __version__, checkpoint, host
+from journalq import checkpoint, host
 from journalq import events as ev
-from journalq.errors import JournalError, JournalqError, UsageError
+from journalq.errors import JournalError, UsageError
 from journalq.journal import Writer
 from journalq.lock import LeftRunning
-from journalq.opened import Opened
 from journalq.reader import tail_warning
 from journalq.state import Queue
+from journalq.version import VERSION
 
 if TYPE_CHECKING:
     from journalq import policy
@@ -53,14 +54,15 @@ class Session:
         self.exit_reason = "completed"
 
     @classmethod
-    def open(cls, opened: Opened, command: str) -> Session:
+    def open(cls, path: str, command: str, *, fs: FileSystem, clock: Callable[[], int],
+             warn: Callable[[str], None]) -> Session:
         """Lock and read the journal; warn about a torn tail that was moved aside."""
-        writer = Writer.open(opened.path, session=new_session_id(), command=command,
-                             fs=opened.fs, clock=opened.clock.micros, replay=checkpoint.replay)
+        writer = Writer.open(path, session=new_session_id(), command=command, fs=fs,
+                             clock=clock,
+                             replay=functools.partial(checkpoint.replay, digest=True))
         warning = tail_warning(writer.report)
         if warning and writer.tail_moved_to:
-            opened.console.warn(f"{warning.split('; most likely')[0]}; moved them to "
-                                f"{writer.tail_moved_to}")
+            warn(f"{warning.split('; most likely')[0]}; moved them to {writer.tail_moved_to}")
         return cls(writer, command)
 
     @property
@@ -100,15 +102,30 @@ class Session:
         self._described.update(fields)
 
     def announce(self) -> None:
-        """Write `session_started` unless it is written already."""
+        """Write `session_started` unless it is written already.
+
+        The session counts as started only once that line is in the journal: an announce
+        that failed (a full disk) must not be followed by a `session_ended` of its own. The
+        command line is recorded as text: a word that is not UTF-8 (say, the path journalq
+        was started by) is kept with its odd bytes escaped, `\\xe9`, not refused.
+        """
         if not self.started:
+            before = self._writer.size
+            try:
+                self._writer.append(ev.SessionStarted(
+                    command=self.command, host=host.hostname(), boot_id=host.boot_id(),
+                    pid=os.getpid(), pid_start=host.process_start(os.getpid()) or 0,
+                    argv=tuple(os.fsencode(word).decode(errors="backslashreplace")
+                               for word in sys.argv),
+                    journalq_version=VERSION, python_version=platform.python_version(),
+                    **self._described,
+                ))
+            except BaseException:
+                # Interrupted (Ctrl-C) after its line reached the file: it is started, and
+                # its end must be recorded; a line that never got there: it is not.
+                self.started = self._writer.written_since(before)
+                raise
             self.started = True
-            self._writer.append(ev.SessionStarted(
-                command=self.command, host=host.hostname(), boot_id=host.boot_id(),
-                pid=os.getpid(), pid_start=host.process_start(os.getpid()) or 0,
-                argv=tuple(sys.argv), journalq_version=__version__,
-                python_version=platform.python_version(), **self._described,
-            ))
 
     @property
     def left_running(self) -> tuple[LeftRunning, ...]:
@@ -179,63 +196,13 @@ class Session:
                 writer.append(ev.SessionEnded(exit_code=exit_code, reason=reason))
             size, lines, newest = writer.folded
             if size != writer.report.checkpoint_offset:  # else it is up to date
-                checkpoint.save(writer.path, writer.fold, size, lines, newest, writer.fs)
+                checkpoint.save(writer.path, writer.fold, size, lines, newest, writer.fs,
+                                writer.folded_digest)
         finally:
             writer.close()
 
-    def abort(self, exit_code: int) -> None:
-        """End after an error: try to record it, but never hide the error with another."""
+    def abort(self, exit_code: int, reason: str = "error") -> None:
+        """End after an error (or an interruption): try to record it, but never hide the
+        error with another."""
         with contextlib.suppress(JournalError):
-            self.end(exit_code, "error")
-
-
-@contextlib.contextmanager
-def writing(opened: Opened, command: str) -> Iterator[Session]:
-    """A session on the journal that records how the command ended.
-
-    With a sync folder, its copies are merged in first, and the journal is copied back out
-    at the end, whatever happened in between.
-    """
-    if opened.sync is not None:
-        from journalq.sync import check_folder
-
-        check_folder(opened.sync.folder, opened.fs)  # before the journal is touched
-    session = Session.open(opened, command)
-    mirror = None
-    try:
-        if opened.sync is not None:
-            mirror = session.mirror = _mirror(opened, session)
-            mirror.create_folder()
-            merged = session.merge()
-            if merged:
-                opened.console.err(f"merged {merged} event(s) from {mirror.sync_dir}")
-        yield session
-        if session.started:
-            # Our copy then holds what the others finished too.
-            session.merge(when_due=True, lenient=True)
-    except JournalqError as exc:
-        session.abort(exc.exit_code)
-        raise
-    except BaseException:
-        session.abort(1)
-        raise
-    else:
-        session.end(session.exit_code, session.exit_reason)
-    finally:
-        # A session that only merged has nothing the folder lacks: no copy, no clutter.
-        if mirror is not None and session.started:
-            session.push(final=True)
-            mirror.compact(session.queue())
-
-
-def _mirror(opened: Opened, session: Session) -> Mirror:
-    """The session's mirror, for the queue the config or the journal names."""
-    from journalq.sync import Mirror
-
-    assert opened.sync is not None
-    name = opened.config.queue if opened.config else session.queue().name
-    if name is None:
-        raise UsageError(f"{session.path} names no queue yet; pass --config so journalq "
-                         "knows which copies in the sync folder are this queue's")
-    return Mirror(opened.sync.folder, name, session.id, opened.sync.every_seconds,
-                  opened.console.warn, opened.fs, opened.clock.monotonic)
+            self.end(exit_code, reason)

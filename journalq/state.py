@@ -89,6 +89,8 @@ class Attempt:
     signal: int | None = None
     duration: float | None = None
     charged: bool = True
+    commit: str | None = None  # the git HEAD of the job's folder when it started, if any
+    dirty: bool | None = None  # whether that work tree had changes
 
 
 @attrs.frozen

@@ -120,6 +120,10 @@ def newer(_: None, event: ev.UnknownEvent) -> Applied[str] | Misfit:
 
 def added(known: Job | None, event: ev.JobAdded) -> Applied[Job] | Misfit:
     if known is not None:
+        # Runtimes that start on one queue at once (two shards, a job array) each add the
+        # config's jobs before they see the others' copies: the same spec again is no news.
+        if spec_of(event).sha256 == known.spec.sha256:
+            return Applied(known)
         return Misfit("job added twice; the second spec is ignored")
     return Applied(Job(id=event.job, spec=spec_of(event), added=event.ts))
 
@@ -257,7 +261,8 @@ def beat(running: tuple[int, str] | None, known: Beat | None, attempt: int, sess
 
 def heartbeat(subject: tuple[tuple[int, str] | None, Beat | None],
               event: ev.Heartbeat) -> Applied[Beat] | Misfit:
-    result = beat(*subject, event.attempt, event.session, event.ts, event.child_pid)
+    result = beat(*subject, event.attempt, event.session, event.clock or event.ts,
+                  event.child_pid)
     return result if isinstance(result, Misfit) else Applied(result)
 
 

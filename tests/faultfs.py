@@ -43,7 +43,8 @@ from journalq.fs import RealFileSystem
 T = TypeVar("T")
 
 OPERATIONS = ("open_append", "write", "fsync", "fsync_dir", "truncate", "size", "close", "read",
-              "write_file", "replace", "listdir", "exists", "stat", "makedirs", "remove")
+              "write_file", "copy_file", "replace", "listdir", "exists", "stat", "makedirs",
+              "remove")
 FATES = ("dropped", "zeros", "prefix")  # what a power loss does to bytes not yet fsync'd
 
 
@@ -218,11 +219,19 @@ class FaultyFs:
                 self.ops.append(Op("close", self._show(path)))
         self._real.close(fd)
 
-    def read(self, path: str, offset: int = 0) -> Iterator[bytes]:
+    def read(self, path: str, offset: int = 0, chunk: int = journalq.fs.CHUNK
+             ) -> Iterator[bytes]:
         path = os.path.abspath(path)
-        chunks = self._op("read", path, lambda: _opened(self._real.read(path, offset)),
+        chunks = self._op("read", path,
+                          lambda: _opened(self._real.read(path, offset, chunk)),
                           lambda _: max(0, os.path.getsize(path) - offset))
         yield from chunks
+
+    def copy_file(self, source: str, start: int, end: int, target: str,
+                  durable: bool = True) -> None:
+        """A copy is a write of the bytes it copies (what a crash can leave of it)."""
+        data = b"".join(self._real.read(os.path.abspath(source), start))[: end - start]
+        self.write_file(target, data, durable)
 
     def write_file(self, path: str, data: bytes, durable: bool = True) -> None:
         path = os.path.abspath(path)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from test_fold import histories
 
 from conftest import journalq
-from journalq import checkpoint, clock, codec, fold, journal, policy, reader
+from journalq import checkpoint, clock, codec, fold, journal, policy
 from journalq import events as ev
 from journalq.cli import main
 from journalq.state import JobSpec
@@ -73,7 +73,7 @@ def small_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def save_checkpoint(path: Path) -> None:
-    folder, report = reader.replay(str(path))
+    folder, report = checkpoint.replay_anew(str(path))
     checkpoint.save(str(path), folder, report.good_size, report.lines, report.last_ts)
 
 
@@ -185,20 +185,22 @@ def test_a_writer_opening_from_the_checkpoint_appends_where_a_full_replay_would(
     path = tmp_path / "j.jsonl"
     long_journal(path, beats=50)
     save_checkpoint(path)
-    newest = reader.replay(str(path))[1].last_ts
+    newest = checkpoint.replay_anew(str(path))[1].last_ts
 
-    with journal.Writer.open(str(path), session="w1", command="test") as writer:
+    with journal.Writer.open(str(path), session="w1", command="test",
+                             replay=checkpoint.replay) as writer:
         stamped = writer.append(ev.JobCancelled(job="b"))
         folded = writer.fold.queue()
 
     assert stamped.ts > newest
-    assert reader.replay(str(path))[0].queue() == folded
+    assert checkpoint.replay_anew(str(path))[0].queue() == folded
     with path.open("ab") as handle:
         handle.write(b'{"type":"job_teleported","v":2,"id":"x:1","ts":"2099-01-01T00:00:00'
                      b'.000000Z","session":"x"}\n')
     save_checkpoint(path)
     with pytest.raises(journal.JournalError, match="newer journalq"):
-        journal.Writer.open(str(path), session="w2", command="test")
+        journal.Writer.open(str(path), session="w2", command="test",
+                            replay=checkpoint.replay)
 
 
 @pytest.mark.parametrize("content", [b'{"v":1,"fingerprint":{"offset":1e400}}',

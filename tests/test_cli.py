@@ -11,11 +11,11 @@ import pytest
 from test_journal import held_elsewhere
 
 from conftest import write
-from journalq import __version__, host
+from journalq import __version__, checkpoint, host
 from journalq import events as ev
+from journalq.checkpoint import replay_anew as replay
 from journalq.cli import main
 from journalq.journal import Writer
-from journalq.reader import replay
 
 JOURNAL = "runtime_state/lab.jsonl"
 
@@ -164,7 +164,8 @@ def test_orphaned_running_job_without_resume_is_6(lab: Path,
     and say to use --resume; nothing is written and nothing runs."""
     pid = dead_pid()
     spec = replay(JOURNAL)[0].queue().jobs["a"].spec
-    with Writer.open(JOURNAL, session="deadbeef0001", command="run") as writer:
+    with Writer.open(JOURNAL, session="deadbeef0001", command="run",
+                     replay=checkpoint.replay) as writer:
         writer.append(ev.SessionStarted(command="run", host=host.hostname(),
                                         boot_id=host.boot_id(), pid=pid, pid_start=1,
                                         argv=("journalq", "run"), journalq_version=__version__,

@@ -138,7 +138,7 @@ def test_unknown_types_and_newer_versions_decode_to_unknown_events() -> None:
 def test_closed_sets_are_written_as_the_words_older_journals_hold() -> None:
     """Outcomes and reasons are enums in the code and plain words on the line."""
     finished = ev.JobFinished(id="s1:8", ts=format_ts(BASE), session="s1", job="a", attempt=1,
-                              return_code=0, signal=None, outcome=ev.DONE, reason="exit",
+                              return_code=0, signal=None, outcome="done", reason="exit",
                               duration=1.0)
 
     line = codec.encode(finished)

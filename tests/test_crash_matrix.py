@@ -22,20 +22,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import attrs
+import pytest
 import reliability
 from faultfs import FATES, Crash, FaultyFs
 from test_fold import BASE
 from test_journal import ticking
 
-from journalq import codec, fold, host, policy, reader
+from journalq import checkpoint, codec, fold, host, policy
 from journalq import events as ev
 from journalq.card import read_card, write_card
+from journalq.copyreader import CopyReader
 from journalq.fs import REAL, FileSystem
 from journalq.journal import Writer
 from journalq.reader import Reader
 from journalq.session import Session
 from journalq.state import JobSpec, Status
-from journalq.sync import CopyReader, Mirror
+from journalq.sync import Mirror
+
+# Long crash, fault and multi-runtime scenarios: `pytest -m "not slow"` skips them.
+pytestmark = pytest.mark.slow
 
 SEED = 5
 SESSION = "c7a5c0000001"
@@ -70,7 +75,8 @@ def scripted_session(fs: FileSystem, progress: Progress) -> None:
     """`run` in miniature: a new journal (session, queue, three jobs), then each job's
     start, heartbeat, run card and finish, and a copy to the sync folder after each job
     and at the end."""
-    writer = Writer.open(JOURNAL, session=SESSION, command="run", fs=fs, clock=ticking())
+    writer = Writer.open(JOURNAL, session=SESSION, command="run", fs=fs, clock=ticking(),
+                         replay=checkpoint.replay)
     try:
         session = Session(writer, "run")
         session.mirror = Mirror(DRIVE, "q", SESSION, 3600, warn=_no_warning, fs=fs,
@@ -94,11 +100,11 @@ def scripted_session(fs: FileSystem, progress: Progress) -> None:
             append(ev.Heartbeat(job=job, attempt=1, child_pid=None))
             fs.makedirs(spec(job).out_dir)
             write_card(spec(job).out_dir, {"job": job, "attempt": 1, "session": SESSION,
-                                           "queue": "q", "outcome": ev.DONE, "reason": "exit",
+                                           "queue": "q", "outcome": "done", "reason": "exit",
                                            "return_code": 0, "duration": 0.5}, fs=fs)
             progress.carded.add(job)
             append(ev.JobFinished(job=job, attempt=1, return_code=0, signal=None,
-                                  outcome=ev.DONE, reason="exit", duration=0.5))
+                                  outcome="done", reason="exit", duration=0.5))
             progress.finished.add(job)
             session.push(boundary=True)
         append(ev.SessionEnded(exit_code=0, reason="completed"))
@@ -118,6 +124,7 @@ def recover(fs: FileSystem = REAL, session_id: str = "2ec0e0000001") -> tuple[st
     was one, and how many events were appended. Every recovery's clock starts at the same
     instant, as a clock that went back would (a saved tail is never overwritten)."""
     writer = Writer.open(JOURNAL, session=session_id, command="recover", fs=fs,
+                         replay=checkpoint.replay,
                          clock=ticking(BASE + 10**9))
     appended = 0
     try:
@@ -171,7 +178,7 @@ def check_recovery(reference: list[ev.Event], progress: Progress, rng: random.Ra
     tail = data[good:]
     # No partial line is folded: the journal's state is the fold of its whole lines.
     if data:
-        assert fold.replay(found) == reader.replay(JOURNAL)[0].queue(), what
+        assert fold.replay(found) == checkpoint.replay_anew(JOURNAL)[0].queue(), what
 
     moved_to, appended = recover()
 
@@ -205,7 +212,7 @@ def check_recovery(reference: list[ev.Event], progress: Progress, rng: random.Ra
     rng.shuffle(shuffled)
     assert queue == fold.replay(shuffled), what
     Path("shuffled.jsonl").write_bytes(b"".join(map(codec.encode, shuffled)))
-    assert queue == reader.replay("shuffled.jsonl")[0].queue(), what
+    assert queue == checkpoint.replay_anew("shuffled.jsonl")[0].queue(), what
 
     # A sync copy is whole and never holds an event the recovered journal lacks.
     for parts in CopyReader(DRIVE, "q", _no_warning).segments().values():
@@ -320,7 +327,7 @@ def test_a_crash_while_a_torn_tail_is_moved_aside_loses_neither_events_nor_the_t
                     # append, torn by the power loss.
                     asides = [p.read_bytes() for p in Path("state").glob("q.jsonl.torn-*")]
                     assert tail in asides, f"{name} at {point}"
-                    assert 0 == reader.replay(JOURNAL)[1].tail_size
+                    assert 0 == checkpoint.replay_anew(JOURNAL)[1].tail_size
                 points += 1
     assert points >= 2 * len(TAILS) * 10
     reliability.count(reliability.CRASH_POINTS, points,

@@ -27,7 +27,10 @@ import pytest
 from test_run_support import SmallQueue, counts, wait_until
 
 from conftest import journalq
-from journalq import reader
+from journalq import checkpoint
+
+# Long crash, fault and multi-runtime scenarios: `pytest -m "not slow"` skips them.
+pytestmark = pytest.mark.slow
 
 FAULTFS = Path(__file__).resolve().parent / "faultfs.py"
 JOURNAL = "runtime_state/q.jsonl"
@@ -58,7 +61,7 @@ def whole_and_readable(path: Path) -> None:
     """The journal ends in a whole line, replays without a tail, and `status` reads it."""
     data = path.read_bytes()
     assert data.endswith(b"\n")
-    assert 0 == reader.replay(str(path))[1].tail_size
+    assert 0 == checkpoint.replay_anew(str(path))[1].tail_size
     status = journalq("status", "--state", str(path), "--json", cwd=path.parent.parent)
     assert 0 == status.returncode, status.stderr
 

@@ -12,6 +12,7 @@ import pytest
 from test_journal import held_elsewhere
 
 from conftest import events, journalq, write
+from journalq import checkpoint
 from journalq import events as ev
 from journalq.cli import main
 from journalq.journal import Writer
@@ -191,7 +192,8 @@ def test_status_json_has_the_documented_schema(lab: Path,
     """`status --json` gives, per job: id, status, attempt, max_attempts, command, out_dir,
     created, started, finished, last_heartbeat, return_code, log and attempts[]."""
     assert 0 == main(["init", "--config", "lab.yaml"])
-    with Writer.open(str(JOURNAL), session="5c4e3a000001", command="test") as writer:
+    with Writer.open(str(JOURNAL), session="5c4e3a000001", command="test",
+                     replay=checkpoint.replay) as writer:
         start = writer.append(ev.JobStarted(job="a", attempt=1, host="box", boot_id="x",
                                             pid=1, log="logs/a-1.log", spec_sha256="0"))
         beat = writer.append(ev.Heartbeat(job="a", attempt=1, child_pid=2))

@@ -31,7 +31,7 @@ from test_fold import (
     started,
 )
 
-from journalq import codec, fold, journal, lock, reader
+from journalq import checkpoint, codec, fold, journal, lock, reader
 from journalq import events as ev
 from journalq.codec import UnknownEvent
 from journalq.errors import BusyError, JournalError
@@ -52,6 +52,7 @@ def ticking(start: int = BASE, step: int = 1000) -> Callable[[], int]:
 def open_writer(path: Path, *, session: str = SESSION, fs: FileSystem = REAL,
                 clock: Callable[[], int] | None = None) -> Writer:
     return Writer.open(str(path), session=session, command="test", fs=fs,
+                       replay=checkpoint.replay,
                        clock=clock or ticking())
 
 
@@ -68,7 +69,7 @@ def small_journal(path: Path) -> list[ev.Event]:
 
 
 def replay(path: Path) -> tuple[Queue, reader.ReadReport]:
-    folder, report = reader.replay(str(path))
+    folder, report = checkpoint.replay_anew(str(path))
     return folder.queue(), report
 
 
@@ -119,17 +120,13 @@ def test_torn_last_line_at_every_offset_is_dropped_then_moved_aside(tmp_path: Pa
 
 @pytest.mark.parametrize("tail", [
     b"\0" * 4096,
-    b"\0" * 100 + b"\n",
-    b"\0" * 300 + b"\n" + b"\0" * 300,
     b'{"type":"job_cancelled","v":1,"id":"' + b"\0" * 200,
-    b"garbage\n" + b'{"type": "job_canc',
-    b"\n",
-], ids=["nul-block", "nul-line", "nul-lines", "nul-filled-partial-line", "garbage-then-torn",
-        "empty-line"])
+    b"garbage",
+], ids=["nul-block", "nul-filled-partial-line", "garbage"])
 def test_nul_or_garbage_tail_is_dropped_then_cut_off(tmp_path: Path, tail: bytes) -> None:
     """NUL bytes (what a power loss can leave where a line was being written) or any
-    garbage after the last valid line are ignored on read and cut off before the next
-    append; the cut bytes are kept beside the journal."""
+    garbage after the last newline are ignored on read and cut off before the next append;
+    the cut bytes are kept beside the journal."""
     path = tmp_path / "q.jsonl"
     events = small_journal(path)
     whole = path.read_bytes()
@@ -144,6 +141,33 @@ def test_nul_or_garbage_tail_is_dropped_then_cut_off(tmp_path: Path, tail: bytes
     assert whole + codec.encode(new) == path.read_bytes()
     [aside] = tmp_path.glob("q.jsonl.torn-*")
     assert tail == aside.read_bytes()
+
+
+@pytest.mark.parametrize("tail", [
+    b"\0" * 100 + b"\n",
+    b"\0" * 300 + b"\n" + b"\0" * 300,
+    b"garbage\n" + b'{"type": "job_canc',
+    b"\n",
+], ids=["nul-line", "nul-lines", "garbage-then-torn", "empty-line"])
+def test_a_complete_bad_line_at_the_end_is_corruption(tmp_path: Path, tail: bytes) -> None:
+    """A torn tail is only what follows the last newline: a complete line that is no event
+    is corruption even at the end, refused (file:line, byte) by readers and writers, the
+    journal left as it was."""
+    path = tmp_path / "q.jsonl"
+    events = small_journal(path)
+    whole = path.read_bytes()
+    path.write_bytes(whole + tail)
+
+    with pytest.raises(JournalError) as read_error:
+        checkpoint.replay_anew(str(path))
+    with pytest.raises(JournalError) as write_error:
+        open_writer(path)
+
+    where = f"{path}:{len(events) + 1} (byte {len(whole)}): corrupt line ("
+    assert read_error.value.message.startswith(where)
+    assert read_error.value.message == write_error.value.message
+    assert whole + tail == path.read_bytes()
+    assert [] == list(tmp_path.glob("*.torn-*"))
 
 
 def test_a_journal_that_is_only_a_torn_line_starts_over_empty(tmp_path: Path) -> None:
@@ -182,7 +206,7 @@ def test_corrupt_middle_line_is_refused_naming_line_and_byte(tmp_path: Path,
     offset = len(lines[0]) + len(lines[1])
 
     with pytest.raises(JournalError) as read_error:
-        reader.replay(str(path))
+        checkpoint.replay_anew(str(path))
     for _ in range(2):  # the second try shows the first released the lock
         with pytest.raises(JournalError) as write_error:
             open_writer(path)
@@ -205,7 +229,7 @@ def test_corrupt_line_number_counts_every_line(tmp_path: Path) -> None:
     path.write_bytes(b"".join(lines))
 
     with pytest.raises(JournalError, match=rf"^{re.escape(str(path))}:{len(lines) - 1} "):
-        reader.replay(str(path))
+        checkpoint.replay_anew(str(path))
 
 
 # ---- one writer per journal --------------------------------------------------------------------
@@ -213,7 +237,8 @@ def test_corrupt_line_number_counts_every_line(tmp_path: Path) -> None:
 HOLDER = """
 import sys
 from journalq.journal import Writer
-writer = Writer.open(sys.argv[1], session="401de4000000", command="hold")
+from journalq import checkpoint
+writer = Writer.open(sys.argv[1], session="401de4000000", command="hold", replay=checkpoint.replay)
 print("holding", flush=True)
 sys.stdin.read()
 """
@@ -302,9 +327,10 @@ import json, os, resource, sys
 from journalq import events as ev
 from journalq.errors import JournalError
 from journalq.journal import Writer
+from journalq import checkpoint
 
 path, room = sys.argv[1], int(sys.argv[2])
-writer = Writer.open(path, session="f512e0000000", command="test")
+writer = Writer.open(path, session="f512e0000000", command="test", replay=checkpoint.replay)
 hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
 resource.setrlimit(resource.RLIMIT_FSIZE, (os.path.getsize(path) + room, hard))
 results = []
@@ -652,6 +678,6 @@ def test_a_heartbeat_with_a_non_integer_version_is_a_bad_line_on_every_path(
                      line_of(attrs.evolve(events[-1], id=f"{SESSION}:91")))
 
     with pytest.raises(journal.JournalError, match=r"q\.jsonl:\d+ \(byte \d+\): corrupt"):
-        reader.replay(str(path))
+        checkpoint.replay_anew(str(path))
     assert isinstance(reader.decode_line(beat.replace(b'"v":1,', b'"v":' + version + b",")
                                           .rstrip(b"\n")), str)

@@ -3,7 +3,7 @@ refused untouched (4), a FIFO never hangs a command (9), a path that is not UTF-
 or refused before anything is written (11), and Ctrl-C or a closed terminal is an
 interruption, never a traceback or an error (12).
 
-Each test states the rule after the fix; it is marked xfail(strict) until the fix lands.
+Each test states the rule after the fix; it was marked xfail(strict) until the fix landed.
 """
 
 from __future__ import annotations
@@ -61,7 +61,6 @@ NOT_A_JOURNAL = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9.4: a YAML file at --state is eaten as a torn tail")
 @pytest.mark.parametrize("command", list(NOT_A_JOURNAL))
 def test_a_config_given_as_the_journal_is_refused_untouched(project: Project,
                                                             command: str) -> None:
@@ -89,8 +88,6 @@ def pretty(events: list[dict[str, object]]) -> bytes:
     return "".join(json.dumps(event, indent=2) + "\n" for event in events).encode()
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="issue 9.4: a jq-pretty-printed journal loses its history on run")
 @pytest.mark.parametrize("command", ["run", "status"])
 def test_a_pretty_printed_journal_is_refused_untouched(project: Project, command: str) -> None:
     """A journal reformatted by `jq .` (no -c) keeps its history: `run` and `status` refuse
@@ -115,8 +112,6 @@ def test_a_pretty_printed_journal_is_refused_untouched(project: Project, command
     assert ran == project.runs()
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="issue 9.4: a complete unparsable last line is cut as a torn tail")
 def test_a_complete_bad_last_line_is_corruption_not_a_torn_tail(project: Project) -> None:
     """Only the bytes after the last newline can be a torn tail. A complete last line that
     does not parse is corruption: writers and `status` refuse it (exit 4) naming file and
@@ -141,7 +136,6 @@ def test_a_complete_bad_last_line_is_corruption_not_a_torn_tail(project: Project
 
 # ---- 9: a FIFO at the journal path -----------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="issue 9.9: a FIFO at the journal path hangs the command")
 @pytest.mark.parametrize("command", ["status", "init"])
 def test_a_fifo_at_the_journal_path_is_refused_at_once(project: Project, command: str) -> None:
     """Anything but a regular file at the journal path is refused at once (within 3 s, exit
@@ -163,8 +157,6 @@ def test_a_fifo_at_the_journal_path_is_refused_at_once(project: Project, command
 
 # ---- 11: paths that are not UTF-8 ------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="issue 9.11: a non-UTF-8 path ends in exit 70 and a "
-                   "stray session_ended")
 @pytest.mark.parametrize("which", ["state", "config"])
 def test_a_path_that_is_not_utf8_is_handled_or_refused_before_writing(
         project: Project, which: str) -> None:
@@ -206,7 +198,6 @@ def journalq_frames(stderr: str) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 9.12: Ctrl-C during start-up prints a traceback")
 def test_ctrl_c_during_start_up_never_prints_a_traceback(project: Project) -> None:
     """SIGINT at a random moment of the first 0.15 s of `init` (25 tries) or `recover` (15
     tries) never shows a Python traceback from journalq's code, ends in 0, 130 or the

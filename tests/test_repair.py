@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from journalq import cli, lock, reader
+from journalq import checkpoint, cli, lock
 from journalq.errors import EXIT_BUSY, EXIT_JOURNAL, EXIT_OK, JournalError
-from journalq.fs import REAL
+from journalq.fs import CHUNK, REAL
 from journalq.repair import repair
 
 EXAMPLE = "configs/experiments/example.local.yaml"
@@ -88,7 +88,7 @@ def test_default_repair_truncates_at_the_first_bad_line(
     assert f"{journal_path}:7 " in out[1]
     assert "kept 3 valid events, dropped 4 valid events and 2 bad lines" in out[2]
     assert f"original is kept, byte for byte, in {journal_path.parent / backup}" in out[3]
-    _, report = reader.replay(str(journal_path))
+    _, report = checkpoint.replay_anew(str(journal_path))
     assert (3, 0) == (report.lines, report.tail_size)
 
 
@@ -105,7 +105,7 @@ def test_salvage_drops_only_the_bad_lines(
     assert expected == lines(journal_path)
     assert "blank or NUL-filled line" in out[0]
     assert "kept 7 valid events, dropped 0 valid events and 2 bad lines" in out[2]
-    _, report = reader.replay(str(journal_path))
+    _, report = checkpoint.replay_anew(str(journal_path))
     assert 7 == report.lines
 
 
@@ -243,8 +243,8 @@ class Recording:
             raise OSError(5, "Input/output error")
         REAL.replace(source, target)
 
-    def read(self, path: str, offset: int = 0) -> Iterator[bytes]:
-        return REAL.read(path, offset)
+    def read(self, path: str, offset: int = 0, chunk: int = CHUNK) -> Iterator[bytes]:
+        return REAL.read(path, offset, chunk)
 
 
 def test_backup_is_durable_before_the_journal_is_replaced(journal_path: Path) -> None:

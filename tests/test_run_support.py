@@ -182,7 +182,7 @@ def members_of(groups: set[int]) -> list[int]:
         if not entry.name.isdigit():
             continue
         try:
-            stat = (entry / "stat").read_text()
+            stat = (entry / "stat").read_bytes().decode(errors="replace")
         except OSError:
             continue
         fields = stat[stat.rindex(")") + 2:].split()

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from conftest import REPO, WORKER, events, journalq, spawn
-from journalq import clock, reader, sync, timestamps
+from journalq import checkpoint, clock, copyreader, timestamps
 from journalq import copies as copies_
 from journalq.errors import EXIT_BUSY, EXIT_JOURNAL
 from journalq.fold import replay
@@ -32,6 +32,9 @@ from journalq.fs import REAL
 from journalq.opened import load_config
 from journalq.reader import Reader
 from journalq.state import Queue
+
+# Long crash, fault and multi-runtime scenarios: `pytest -m "not slow"` skips them.
+pytestmark = pytest.mark.slow
 
 CONFIG = "configs/experiments/colab_batch_a.yaml"
 QUEUE = "colab_batch_a"
@@ -85,7 +88,7 @@ def entries(path: Path) -> list[copies_.Entry]:
 def merged(paths: list[Path]) -> list[copies_.Entry]:
     """The union of the copies' events, as `pull` would append them."""
     every = [entry for path in paths for entry in entries(path)]
-    sync.refuse_conflicts(copies_.conflicts(every))
+    copyreader.refuse_conflicts(copies_.conflicts(every))
     return copies_.extend({}, every)
 
 
@@ -286,7 +289,7 @@ def test_a_second_runtime_finishes_the_batch_from_the_sync_folder_alone(colab: C
     assert 2 == len(in_drive)
     forward, backward = fold(in_drive), fold(in_drive[::-1])
     assert forward == backward
-    assert reader.replay(str(b.journal))[0].queue() == forward
+    assert checkpoint.replay_anew(str(b.journal))[0].queue() == forward
 
 
 def test_a_runner_heard_from_recently_blocks_a_second_runtime(colab: Colab) -> None:
@@ -494,7 +497,7 @@ def test_one_event_id_with_two_contents_is_an_error_naming_both_files(colab: Col
     forged.write_bytes(b"\n".join(lines))
     local_before = x.journal.read_bytes()
 
-    with pytest.raises(sync.SyncError) as caught:
+    with pytest.raises(copyreader.SyncError) as caught:
         merged([original, forged])
     shown = y.command("status", "--config", CONFIG, "--sync-dir", str(colab.drive))
     pulled = x.command("sync", "--config", CONFIG, "--sync-dir", str(colab.drive))

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from journalq import events as ev
 from journalq.errors import EXIT_OK, UsageError
 from journalq.opened import Opened
-from journalq.session import writing
 from journalq.state import Job, Queue, Status
+from journalq.writing import writing
 
 
 def retry(opened: Opened, *, job_ids: Sequence[str], failed: bool) -> int:

@@ -10,7 +10,7 @@ from journalq.opened import Opened
 from journalq.reading import read_with_copies
 from journalq.recovery import observe, recover_orphans
 from journalq.render import Console
-from journalq.session import writing
+from journalq.writing import writing
 
 
 def recover(opened: Opened, *, stale_seconds: float | None, dry_run: bool,

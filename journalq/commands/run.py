@@ -10,9 +10,10 @@ from collections.abc import Sequence
 import attrs
 
 from journalq import gitinfo, policy, slots
-from journalq.batch import Batch, Plan
+from journalq.batch import Batch
+from journalq.batchplan import Plan
 from journalq.config import Config
-from journalq.echo import Echo, Terminal, console_on
+from journalq.echo import Echo, console_on, terminal_for
 from journalq.errors import DecisionNeeded, UsageError
 from journalq.opened import Opened
 from journalq.outcomes import RecoveryReason
@@ -21,8 +22,9 @@ from journalq.render import Console
 from journalq.runner import Interrupts
 from journalq.scheduler import Scheduler
 from journalq.selection import Selection, parse_shard, selected
-from journalq.session import Session, writing
+from journalq.session import Session
 from journalq.state import Status
+from journalq.writing import writing
 
 TRUST_CONFIG = "config"
 TRUST_JOURNAL = "journal"
@@ -35,10 +37,10 @@ def run(opened: Opened, *, resume: bool = False, stale_seconds: float | None = N
         halt: int | None = None) -> int:
     """Run the selected pending jobs; returns 0 when they are all done, 1 if one failed."""
     cfg = opened.require_config()
-    selection = _selection(jobs, only, shard)
-    plan_slots = _slots(cfg, slot_count, gpus)
+    selection = plan_selection(jobs, only, shard)
+    run_slots = plan_slots(cfg, slot_count, gpus)
     stale = opened.stale_seconds(stale_seconds)
-    terminal = Terminal()
+    terminal = terminal_for(opened.console)
     echo = None if quiet else Echo(terminal)
     console = console_on(terminal, echo)
     opened = _with_console(opened, console)
@@ -49,7 +51,7 @@ def run(opened: Opened, *, resume: bool = False, stale_seconds: float | None = N
             runnable = _prepare(opened, session, cfg, selection, resume=resume, force=force,
                                 trust=trust, stale_seconds=stale)
             plan = Plan(
-                runnable=frozenset(runnable), selection=selection, slots=tuple(plan_slots),
+                runnable=frozenset(runnable), selection=selection, slots=tuple(run_slots),
                 halt_after=halt if halt is not None else cfg.halt_after_failures,
                 stale_seconds=stale, quiet=quiet,
                 # --force declared every runner known now gone; one heard of later is news.
@@ -58,7 +60,7 @@ def run(opened: Opened, *, resume: bool = False, stale_seconds: float | None = N
             batch = Batch(cfg, session, console, plan, interrupts=interrupts,
                           clock=opened.clock, revision=gitinfo.revision_of,
                           echo=echo)
-            Scheduler(plan_slots, batch, interrupts, opened.clock.monotonic).run()
+            Scheduler(run_slots, batch, interrupts, opened.clock.monotonic).run()
             return batch.finish()
     finally:
         terminal.close()
@@ -68,14 +70,14 @@ def _with_console(opened: Opened, console: Console) -> Opened:
     return attrs.evolve(opened, console=console)
 
 
-def _selection(jobs: Sequence[str], only: Sequence[str], shard: str | None) -> Selection:
+def plan_selection(jobs: Sequence[str], only: Sequence[str], shard: str | None) -> Selection:
     if shard is not None and parse_shard(shard) is None:
         raise UsageError(f"--shard {shard!r}: expected K/N with 0 <= K < N, like 0/4")
     return Selection(jobs=tuple(dict.fromkeys(jobs)) or None, only=tuple(only) or None,
                      shard=shard)
 
 
-def _slots(cfg: Config, count: int | None, gpus: str | None) -> list[slots.Slot]:
+def plan_slots(cfg: Config, count: int | None, gpus: str | None) -> list[slots.Slot]:
     """The run's slots: the command line's choice, else the config's (default one)."""
     if count is not None and gpus is not None:
         raise UsageError("give --slots or --gpus, not both")
@@ -110,14 +112,22 @@ def _prepare(opened: Opened, session: Session, cfg: Config, selection: Selection
     """Add the config's new jobs, check specs, and recover what a dead runner left; returns
     the ids of the jobs this run may start, in queue order."""
     drifted = session.add_config(cfg)
-    _settle_drift(opened, session, drifted, trust)
     queue = session.queue()
     unknown = [job for job in selection.jobs or () if job not in queue.jobs]
     if unknown:
         raise UsageError(f"no such job: {', '.join(unknown)}; `journalq status` lists the ids")
+    # Only the selected jobs' specs matter to this run: another shard's are its own business.
+    chosen = set(selected(list(queue.jobs), selection))
+    _settle_drift(opened, session, [d for d in drifted if d.job.id in chosen], trust)
+    queue = session.queue()
     seen = observe(queue, opened.clock.utc_now(), stale_seconds, force,
                    requeued=_requeued(session), stopped=session.stopped_before)
     orphans, _ = policy.classify_running(queue, seen)
+    # Runners that split a queue settle only their own jobs' orphans: a job array's task
+    # must not race the requeued rerun of another task (which settles it as `requeued`),
+    # nor be stopped for want of --resume by a job it never selected.
+    mine = set(selected(list(queue.jobs), selection))
+    orphans = [orphan for orphan in orphans if orphan.job.id in mine]
     # --force declared those runners dead; asking for --resume on top would refuse the very
     # command the busy message suggested. A requeue or a stop is no guess either.
     decided = (RecoveryReason.FORCED, RecoveryReason.REQUEUED, RecoveryReason.STOPPED)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from journalq import render
 from journalq.errors import EXIT_OK, UsageError
 from journalq.opened import Opened
-from journalq.session import writing
+from journalq.writing import writing
 
 
 def sync(opened: Opened) -> int:

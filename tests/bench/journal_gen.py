@@ -358,7 +358,7 @@ def _journal(cfg: config_mod.Config, config_name: str, plans: list[_Plan], n_ses
         out.heartbeats(plan.job, number, child, plan.beats[number - 1])
         if outcome == "crash":
             return
-        rc = 0 if outcome == ev.DONE else 1
+        rc = 0 if outcome == "done" else 1
         yield ev.JobFinished(job=plan.job, attempt=number, return_code=rc, signal=None,
                              outcome=outcome, reason="exit",
                              duration=round(plan.beats[number - 1] * 30 + rng.random() * 30, 6))
@@ -376,16 +376,16 @@ def _journal(cfg: config_mod.Config, config_name: str, plans: list[_Plan], n_ses
             out.begin("run", (*run_argv, "--resume"), boot)
             in_session = 0
             yield ev.JobRecovered(job=plan.job, attempt=1, to="pending", reason="stale")
-            yield from attempt(plan, 2, ev.DONE)
+            yield from attempt(plan, 2, "done")
         elif plan.fail_first:
-            yield from attempt(plan, 1, ev.FAILED)
-            yield from attempt(plan, 2, ev.DONE)
+            yield from attempt(plan, 1, "failed")
+            yield from attempt(plan, 2, "done")
         elif plan.exhaust:
-            yield from attempt(plan, 1, ev.FAILED)
-            yield from attempt(plan, 2, ev.FAILED)
+            yield from attempt(plan, 1, "failed")
+            yield from attempt(plan, 2, "failed")
             exhausted.append(plan)
         else:
-            yield from attempt(plan, 1, ev.DONE)
+            yield from attempt(plan, 1, "done")
     yield ev.SessionEnded(exit_code=1 if exhausted else 0, reason="completed")
     if exhausted:
         out.begin("retry", ("journalq", "retry", "--failed", "--config", config_name), boot)
@@ -394,7 +394,7 @@ def _journal(cfg: config_mod.Config, config_name: str, plans: list[_Plan], n_ses
         yield ev.SessionEnded(exit_code=0, reason="completed")
         out.begin("run", run_argv, boot)
         for plan in exhausted:
-            yield from attempt(plan, 3, ev.DONE)
+            yield from attempt(plan, 3, "done")
         yield ev.SessionEnded(exit_code=0, reason="completed")
 
 

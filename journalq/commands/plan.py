@@ -1,0 +1,77 @@
+"""`journalq run --dry-run` and `journalq init --dry-run`: what the command would do, from the
+journal (and the sync folder's copies) as they are, writing nothing: no journal line, no
+lock, no copy, no out_dir."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+
+from journalq import policy, render
+from journalq.errors import EXIT_OK
+from journalq.opened import Opened
+from journalq.reading import read_with_copies
+from journalq.recovery import observe
+from journalq.selection import Selection, selected
+from journalq.slots import Slot
+from journalq.state import Status
+
+EVERY_JOB = Selection()
+ONE_SLOT = (Slot(0),)
+
+
+def dry_run(opened: Opened, *, command: str, resume: bool = False,
+            stale_seconds: float | None = None, force: bool = False,
+            trust: str | None = None, selection: Selection = EVERY_JOB,
+            slots: Sequence[Slot] = ONE_SLOT) -> int:
+    """Print the plan; exit 0 (the plan says where the real command would stop)."""
+    cfg = opened.require_config()
+    out = opened.console.out
+    queue = read_with_copies(opened) if opened.fs.exists(opened.path) or opened.sync else None
+    known = queue.jobs if queue is not None else {}
+    added = [job for job in cfg.jobs if job not in known]
+    drifted = [job for job, spec in cfg.jobs.items()
+               if job in known and known[job].spec.sha256 != spec.sha256]
+    out(f"{opened.path}: queue {cfg.queue}" + ("" if queue is not None else " (new journal)"))
+    out(f"would add {len(added)} job(s)" + (f": {_names(added)}" if added else ""))
+    if drifted:
+        undone = [job for job in drifted
+                  if known[job].status not in (Status.DONE, Status.CANCELLED)]
+        if command == "init" or trust == "config":
+            out(f"would record the config's new spec of {len(drifted)} job(s): "
+                f"{_names(drifted)}")
+        elif undone and trust != "journal":
+            out(f"would stop (exit 6): the journal records other specs for {_names(undone)}; "
+                "`journalq init` or --trust decides")
+    if command != "run":
+        out("(dry run: nothing written)")
+        return EXIT_OK
+    if queue is not None:
+        seen = observe(queue, opened.clock.utc_now(), opened.stale_seconds(stale_seconds),
+                       force)
+        orphans, alive = policy.classify_running(queue, seen)
+        for event in policy.recover(orphans, seen.cards):
+            how = "would recover" if resume or event.reason == "forced" else "needs --resume:"
+            out(render.safe(f"{how} {event.job} attempt {event.attempt}: {event.reason} -> "
+                            f"{event.to}"))
+        for runner in alive:
+            out(render.safe(f"{runner.job.id} is running on {runner.host}; left alone"))
+    order = [*known, *added]
+    pending = [job for job in selected(order, selection)
+               if job in cfg.jobs and (job not in known or known[job].status is Status.PENDING)]
+    where = (f" in {len(slots)} slots" if len(slots) > 1 else "") + (
+        " (" + ", ".join(slot.describe() for slot in slots if slot.devices) + ")"
+        if any(slot.devices for slot in slots) else "")
+    out(f"would run {len(pending)} job(s){where}, in this order:")
+    for job in pending:
+        spec = cfg.jobs[job]
+        command_line = spec.argv[0] if spec.shell else shlex.join(spec.argv)
+        shown = command_line if len(command_line) <= 160 else command_line[:157] + "..."
+        out(render.safe(f"  {job}: {shown}"))
+    out("(dry run: nothing written)")
+    return EXIT_OK
+
+
+def _names(jobs: Sequence[str]) -> str:
+    shown = ", ".join(jobs[:10])
+    return render.safe(shown + (f" and {len(jobs) - 10} more" if len(jobs) > 10 else ""))
