@@ -35,6 +35,9 @@ def _read(args: argparse.Namespace, console: Console) -> int:
 
     opened = open_queue(console=console, state=args.state, config=args.config,
                         sync_dir=args.sync_dir, must_exist=args.command != "wait")
+    from journalq.reader import check_journal
+
+    check_journal(opened.path, opened.fs)  # a FIFO would hang the read; a config is no journal
     if args.command == "status":
         from journalq.commands.status import status
 

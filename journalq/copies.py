@@ -61,13 +61,41 @@ def sequence(event_id: str) -> tuple[str, int] | None:
     return (session, int(seq)) if session and seq.isascii() and seq.isdigit() else None
 
 
-@attrs.frozen
-class Entry:
-    """One event from one file, with its line as written (without the newline)."""
+# A heartbeat as the codec's fast path reads it, without an object:
+# (id, ts, session, clock, job, attempt, child_pid).
+BeatFields = tuple[str, str, str, "str | None", str, int, "int | None"]
 
-    event: ev.Event
+
+@attrs.frozen(slots=True)
+class Entry:
+    """One event from one file, with its line as written (without the newline): decoded
+    (`event`), or, for a heartbeat (most lines of a long copy), its fields (`beat`)."""
+
+    id: str
+    ts: str
     line: bytes
     source: str
+    event: ev.Event | None = None
+    beat: BeatFields | None = None
+    seq: tuple[str, int] | None = attrs.field(init=False)
+
+    @seq.default
+    def _seq(self) -> tuple[str, int] | None:
+        return sequence(self.id)
+
+    @classmethod
+    def of(cls, event: ev.Event, line: bytes, source: str) -> Entry:
+        """An entry for a decoded event."""
+        return cls(event.id, event.ts, line, source, event=event)
+
+    def decoded(self) -> ev.Event:
+        """The event itself (a heartbeat is built from its fields)."""
+        if self.event is not None:
+            return self.event
+        assert self.beat is not None
+        event_id, ts, session, clock, job, attempt, child_pid = self.beat
+        return ev.Heartbeat(id=event_id, ts=ts, session=session, clock=clock, job=job,
+                            attempt=attempt, child_pid=child_pid)
 
 
 @attrs.frozen
@@ -88,7 +116,7 @@ def extend(known: Coverage, candidates: Iterable[Entry]) -> list[Entry]:
     """
     by_session: dict[str, dict[int, Entry]] = {}
     for entry in candidates:
-        found = sequence(entry.event.id)
+        found = entry.seq
         if found is not None and found[1] > known.get(found[0], 0):
             by_session.setdefault(found[0], {}).setdefault(found[1], entry)
     fresh: list[Entry] = []
@@ -97,7 +125,7 @@ def extend(known: Coverage, candidates: Iterable[Entry]) -> list[Entry]:
         while seq in held:
             fresh.append(held[seq])
             seq += 1
-    fresh.sort(key=lambda entry: (entry.event.ts, entry.event.id))
+    fresh.sort(key=lambda entry: (entry.ts, entry.id))
     return fresh
 
 
@@ -106,9 +134,10 @@ def conflicts(entries: Iterable[Entry]) -> list[Conflict]:
     first: dict[str, Entry] = {}
     found: list[Conflict] = []
     for entry in entries:
-        kept = first.setdefault(entry.event.id, entry)
-        if kept is not entry and kept.line != entry.line and kept.event != entry.event:
-            found.append(Conflict(entry.event.id, kept.source, entry.source))
+        kept = first.setdefault(entry.id, entry)
+        if kept is not entry and kept.line != entry.line and (
+                kept.decoded() != entry.decoded()):
+            found.append(Conflict(entry.id, kept.source, entry.source))
     return found
 
 
@@ -116,7 +145,7 @@ def coverage_of(entries: Iterable[Entry]) -> Coverage:
     """The highest sequence number of each session among `entries`."""
     found: Coverage = {}
     for entry in entries:
-        held = sequence(entry.event.id)
+        held = entry.seq
         if held is not None and held[1] > found.get(held[0], 0):
             found[held[0]] = held[1]
     return found

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import attrs
 
+from journalq import codec
 from journalq import events as ev
 from journalq.copies import (
     Conflict,
@@ -27,7 +28,7 @@ from journalq.copies import (
 from journalq.errors import JournalError
 from journalq.fold import Fold, replay
 from journalq.fs import REAL, FileSystem
-from journalq.reader import decode_line, split_lines
+from journalq.reader import split_lines
 from journalq.state import Queue
 
 REMOUNT_HINT = ("on Colab, remount Drive: from google.colab import drive; "
@@ -164,20 +165,26 @@ class CopyReader:
         skipped, each file's first problem warned about once."""
         entries: list[Entry] = []
         queue: str | None = None
+        beat_fields = codec.heartbeat_fields
         for number, (offset, line, whole) in enumerate(
                 split_lines(self._fs, path, 0, None), start=1):
             if not whole:
                 self.warn_once(f"{path}: ignoring {len(line)} bytes of an incomplete last "
                                 "line (a copy still uploading?)")
                 break
-            event = decode_line(line)
+            value = codec.parse_line(line)
+            fields = beat_fields(value) if type(value) is dict else None
+            if fields is not None:  # a heartbeat: most of a long copy, kept as its fields
+                entries.append(Entry(fields[0], fields[1], line, path, beat=fields))
+                continue
+            event = codec.decode_value(value)
             if isinstance(event, str):
                 self.warn_once(f"{path}:{number} (byte {offset}): skipping a damaged line "
                                 f"({event}); the copy's other events are merged")
                 continue
             if isinstance(event, ev.QueueCreated) and queue is None:
                 queue = event.queue
-            entries.append(Entry(event, line, path))
+            entries.append(Entry.of(event, line, path))
         return _Read(version, coverage_of(entries), queue), entries
 
     def _path(self, segment: Segment) -> str:
@@ -205,8 +212,17 @@ def merged_queue(fold: Fold, copies: CopyReader,
     without writing anything. Copies that only add events after the local ones are folded
     on; otherwise the local events (`reread`) and the copies' are folded together."""
     fresh = extend(fold.coverage(), copies.candidates())
-    if all((entry.event.ts, entry.event.id) > fold.last_key() for entry in fresh[:1]):
+    if all((entry.ts, entry.id) > fold.last_key() for entry in fresh[:1]):
         for entry in fresh:
-            fold.feed(entry.event)
+            feed(fold, entry)
         return fold.queue()
-    return replay([*reread(), *(entry.event for entry in fresh)])
+    return replay([*reread(), *(entry.decoded() for entry in fresh)])
+
+
+def feed(fold: Fold, entry: Entry) -> None:
+    """Fold one entry: a heartbeat by its fields (no object), anything else as its event."""
+    if entry.beat is not None:
+        fold.beat(*entry.beat)
+    else:
+        assert entry.event is not None
+        fold.feed(entry.event)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import os
 import posixpath
 import signal
 from collections.abc import Callable
@@ -29,18 +28,11 @@ import attrs
 from journalq import codec
 from journalq import events as ev
 from journalq.clock import now_micros
+from journalq.copies import Entry
 from journalq.errors import JournalError
 from journalq.fold import Fold
 from journalq.fs import REAL, FileSystem, aside_path
-from journalq.lock import (
-    Holder,
-    LeftRunning,
-    acquire,
-    holder_here,
-    left_running,
-    stopped_attempts,
-    write_holder,
-)
+from journalq.lock import LockFile
 from journalq.reader import ReadReport, check_journal
 from journalq.timestamps import format_ts, parse_ts_micros
 
@@ -52,16 +44,15 @@ Replay = Callable[[str, FileSystem], tuple[Fold, ReadReport]]
 class Writer:
     """The single writer of one journal: holds its lock and appends stamped events."""
 
-    def __init__(self, path: str, fs: FileSystem, lock_fd: int, fold: Fold,
-                 report: ReadReport, session: str, left_running: tuple[LeftRunning, ...],
-                 clock: Callable[[], int], replay: Replay) -> None:
+    def __init__(self, path: str, fs: FileSystem, lock: LockFile, fold: Fold,
+                 report: ReadReport, session: str, clock: Callable[[], int],
+                 replay: Replay) -> None:
         self.path = path
         self.fs = fs
         self.session = session
         self.report = report
-        self.left_running = left_running
         self.fold = fold
-        self._lock_fd = lock_fd
+        self.lock = lock
         self._clock = clock
         self._replay = replay
         self._floor = parse_ts_micros(report.last_ts) if report.last_ts else 0
@@ -76,9 +67,8 @@ class Writer:
         # A SHA-256 of the journal's bytes so far (when the replay made one), and of the
         # bytes the fold describes: a checkpoint is saved without reading the journal again.
         self._digest: Any = report.digest
-        self._folded_digest: Any = report.digest.copy() if report.digest else None
+        self.folded_digest: Any = report.digest.copy() if report.digest else None
         self._broken: str | None = None
-        self._holder: Holder | None = None
 
     @classmethod
     def open(cls, path: str, *, session: str, command: str, replay: Replay,
@@ -96,7 +86,7 @@ class Writer:
         except OSError as exc:
             raise JournalError(f"cannot create {folder_path} for the journal: "
                                f"{exc.strerror}") from None
-        lock_fd, record = acquire(path)
+        lock = LockFile.take(path, command=command, session=session, micros=clock())
         try:
             fold, report = _replay_if_present(path, fs, replay)
             if report.newer_types:
@@ -105,14 +95,10 @@ class Writer:
                     f"({', '.join(report.newer_types)}): a newer journalq wrote it. Upgrade "
                     "journalq to write to it; `journalq status` still reads it"
                 )
-            writer = cls(path, fs, lock_fd, fold, report, session, left_running(record),
-                         clock, replay)
-            writer.stopped_before = stopped_attempts(record)
-            writer._holder = holder_here(command, session, clock())
-            write_holder(lock_fd, writer._holder, writer.left_running)
+            writer = cls(path, fs, lock, fold, report, session, clock, replay)
             writer._open_for_append()
         except BaseException:
-            os.close(lock_fd)
+            lock.release()
             raise
         return writer
 
@@ -180,34 +166,38 @@ class Writer:
             self._mark_folded(stamped[-1].ts if stamped else "")
         return stamped
 
-    def append_foreign(self, entries: list[tuple[bytes, ev.Event]],
-                       chunk_bytes: int = 1 << 20) -> None:
-        """Append other sessions' events (a merge), given in (ts, id) order as their lines
-        without newline, in a few large writes with one fsync each.
+    def append_foreign(self, entries: list[Entry], chunk_bytes: int = 1 << 20) -> None:
+        """Append other sessions' events (a merge), given in (ts, id) order, in a few large
+        writes with one fsync each.
 
         Events that sort after everything folded so far are fed to the live fold as they
-        become durable; the first that does not (a copy older than what we have) leaves the
-        fold to `reload` at the end, and the folded mark where it was.
+        become durable (a heartbeat by its fields); the first that does not (a copy older
+        than what we have) leaves the fold to `reload` at the end, and the folded mark where
+        it was.
         """
         in_order = self._folded[0] == self._size
         start = 0
         while start < len(entries):
             end, size = start, 0
             while end < len(entries) and (size < chunk_bytes or end == start):
-                size += len(entries[end][0]) + 1
+                size += len(entries[end].line) + 1
                 end += 1
             chunk = entries[start:end]
-            self.append_line(b"".join(line + b"\n" for line, _ in chunk))
-            for _, event in chunk:
-                ts = event.ts
-                if in_order and (ts, event.id) > self.fold.last_key():
-                    self.fold.feed(event)
+            self.append_line(b"".join([entry.line + b"\n" for entry in chunk]))
+            fold = self.fold
+            for entry in chunk:
+                if in_order and (entry.ts, entry.id) > fold.last_key():
+                    if entry.beat is not None:
+                        fold.beat(*entry.beat)
+                    else:
+                        assert entry.event is not None
+                        fold.feed(entry.event)
                 else:
                     in_order = False
-                if ts > format_ts(self._floor):
-                    self._floor = parse_ts_micros(ts)
+            newest = max(entry.ts for entry in chunk)
+            self._floor = max(self._floor, parse_ts_micros(newest))
             if in_order:
-                self._mark_folded(chunk[-1][1].ts)
+                self._mark_folded(chunk[-1].ts)
             start = end
         if not in_order:
             self.reload()
@@ -215,16 +205,12 @@ class Writer:
     def _mark_folded(self, newest: str) -> None:
         """The fold now describes every byte written so far."""
         self._folded = (self._size, self.lines, newest)
-        self._folded_digest = self._digest.copy() if self._digest is not None else None
-
-    @property
-    def folded_digest(self) -> Any:
-        """The SHA-256 of the bytes the fold describes, if known (for the checkpoint)."""
-        return self._folded_digest
+        self.folded_digest = self._digest.copy() if self._digest is not None else None
 
     @property
     def folded(self) -> tuple[int, int, str]:
-        """(bytes, lines, newest timestamp) of the journal that the fold describes."""
+        """(bytes, lines, newest timestamp) of the journal that the fold describes; its
+        SHA-256 (if known, for the checkpoint) is `folded_digest`."""
         return self._folded
 
     def append_line(self, line: bytes) -> None:
@@ -288,11 +274,6 @@ class Writer:
         """Bytes of whole lines in the journal: where the next line will start."""
         return self._size
 
-    @property
-    def newest(self) -> str:
-        """The newest timestamp read or written so far."""
-        return format_ts(self._floor) if self._floor else ""
-
     def reload(self) -> None:
         """Refold the journal from the file, after lines were appended out of order (a
         merge); the clock floor rises to the newest timestamp seen."""
@@ -301,34 +282,7 @@ class Writer:
             self._floor = max(self._floor, parse_ts_micros(report.last_ts))
         self._folded = (report.good_size, report.lines, report.last_ts)
         self._digest = report.digest
-        self._folded_digest = report.digest.copy() if report.digest else None
-
-    stopped_before: frozenset[tuple[str, int, str]] = frozenset()
-
-    def record_children(self, children: list[tuple[str, int, int]]) -> None:
-        """Note in the lock file which job process groups (job, pid, start) run now, so a
-        later runner can stop them if this one is killed (the kernel stops no child then)."""
-        if self._holder is None:
-            return
-        boot = self._holder.boot_id
-        self._holder = attrs.evolve(self._holder, children=tuple(
-            LeftRunning(job, pid, start, boot) for job, pid, start in children))
-        write_holder(self._lock_fd, self._holder, self.left_running)
-
-    def note_stopped(self, job: str, attempt: int) -> None:
-        """Note in the lock file that this runner stopped an attempt it could no longer
-        record (the journal refused a line): the next holder settles it uncharged."""
-        if self._holder is None:
-            return
-        self._holder = attrs.evolve(self._holder, stopped=(
-            *self._holder.stopped, (job, attempt, self.session)))
-        write_holder(self._lock_fd, self._holder, self.left_running)
-
-    def forget_left_running(self, jobs: set[str]) -> None:
-        """The groups a killed runner left behind for these jobs have been dealt with."""
-        self.left_running = tuple(left for left in self.left_running if left.job not in jobs)
-        if self._holder is not None:
-            write_holder(self._lock_fd, self._holder, self.left_running)
+        self.folded_digest = report.digest.copy() if report.digest else None
 
     def close(self) -> None:
         """Release the descriptor and the lock."""
@@ -336,10 +290,7 @@ class Writer:
             with contextlib.suppress(OSError):
                 self.fs.close(self._fd)
             self._fd = None
-        if self._lock_fd >= 0:
-            with contextlib.suppress(OSError):
-                os.close(self._lock_fd)
-            self._lock_fd = -1
+        self.lock.release()
 
     def __enter__(self) -> Writer:
         return self

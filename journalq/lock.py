@@ -169,3 +169,53 @@ def write_holder(fd: int, holder: Holder, left: tuple[LeftRunning, ...]) -> None
         size = os.fstat(fd).st_size
         padded = max(size, -(-(len(data) + 1) // _BLOCK) * _BLOCK)
         os.pwrite(fd, data.ljust(padded - 1) + b"\n", 0)
+
+
+class LockFile:
+    """The writer's lock, held while the writer lives, and what its file says: who holds
+    it, every job process group it runs now, attempts it stopped itself, and what the
+    previous holder left behind (read once, when the lock is taken)."""
+
+    def __init__(self, fd: int, record: dict[str, Any] | None, holder: Holder) -> None:
+        self._fd = fd
+        self._holder = holder
+        self.left_running = left_running(record)
+        self.stopped_before = stopped_attempts(record)
+        write_holder(fd, holder, self.left_running)
+
+    @classmethod
+    def take(cls, path: str, *, command: str, session: str, micros: int) -> LockFile:
+        """Lock the journal at `path` for this process (BusyError if another holds it)."""
+        fd, record = acquire(path)
+        try:
+            return cls(fd, record, holder_here(command, session, micros))
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def record_children(self, children: list[tuple[str, int, int]]) -> None:
+        """Note which job process groups (job, pid, start) run now, so a later runner can
+        stop them if this one is killed (the kernel stops no child then)."""
+        boot = self._holder.boot_id
+        self._holder = attrs.evolve(self._holder, children=tuple(
+            LeftRunning(job, pid, start, boot) for job, pid, start in children))
+        write_holder(self._fd, self._holder, self.left_running)
+
+    def note_stopped(self, job: str, attempt: int) -> None:
+        """Note that this runner stopped an attempt it could no longer record (the journal
+        refused a line): the next holder settles it uncharged."""
+        self._holder = attrs.evolve(self._holder, stopped=(
+            *self._holder.stopped, (job, attempt, self._holder.session)))
+        write_holder(self._fd, self._holder, self.left_running)
+
+    def forget_left_running(self, jobs: set[str]) -> None:
+        """The groups a killed runner left behind for these jobs have been dealt with."""
+        self.left_running = tuple(left for left in self.left_running if left.job not in jobs)
+        write_holder(self._fd, self._holder, self.left_running)
+
+    def release(self) -> None:
+        """Let go of the lock (the kernel does too, if we die)."""
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = -1

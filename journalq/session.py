@@ -130,24 +130,24 @@ class Session:
     @property
     def left_running(self) -> tuple[LeftRunning, ...]:
         """Job process groups a killed runner left running on this machine."""
-        return self._writer.left_running
+        return self._writer.lock.left_running
 
     @property
     def stopped_before(self) -> frozenset[tuple[str, int, str]]:
         """Attempts (job, number, session) the previous holder stopped itself."""
-        return self._writer.stopped_before
+        return self._writer.lock.stopped_before
 
     def forget_left_running(self, jobs: set[str]) -> None:
         """The groups left running for these jobs have been dealt with."""
-        self._writer.forget_left_running(jobs)
+        self._writer.lock.forget_left_running(jobs)
 
     def record_children(self, children: list[tuple[str, int, int]]) -> None:
-        """Note in the lock file which process groups run now (`Writer.record_children`)."""
-        self._writer.record_children(children)
+        """Note in the lock file which process groups run now (`LockFile.record_children`)."""
+        self._writer.lock.record_children(children)
 
     def note_stopped(self, job: str, attempt: int) -> None:
         """Note that this runner stopped an attempt it could not record (`note_stopped`)."""
-        self._writer.note_stopped(job, attempt)
+        self._writer.lock.note_stopped(job, attempt)
 
     def merge(self, *, when_due: bool = False, lenient: bool = False) -> int:
         """Append what the sync folder's copies hold that the journal lacks (with
@@ -163,7 +163,7 @@ class Session:
                 raise
             self.mirror.warn_once(f"{exc.message}; going on with the local journal")
             return 0
-        self._writer.append_foreign([(entry.line, entry.event) for entry in fresh])
+        self._writer.append_foreign(fresh)
         return len(fresh)
 
     def push(self, *, boundary: bool = False, final: bool = False) -> None:

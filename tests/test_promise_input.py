@@ -197,6 +197,10 @@ def journalq_frames(stderr: str) -> list[str]:
             if f"{os.sep}journalq{os.sep}" in name]
 
 
+# What CPython says when Ctrl-C comes while the interpreter itself is still starting.
+PYTHON_STARTING = ("Traceback", "Fatal Python error", "Could not import runpy module")
+
+
 @pytest.mark.slow
 def test_ctrl_c_during_start_up_never_prints_a_traceback(project: Project) -> None:
     """SIGINT at a random moment of the first 0.15 s of `init` (25 tries) or `recover` (15
@@ -218,12 +222,13 @@ def test_ctrl_c_during_start_up_never_prints_a_traceback(project: Project) -> No
         _, err = runner.communicate(timeout=30)
         if journalq_frames(err):
             tracebacks.append(err)
-        elif "Traceback" not in err:  # else Python itself was still starting
+        elif not any(word in err for word in PYTHON_STARTING):
             codes.add(runner.returncode)
 
     assert [] == tracebacks, f"{len(tracebacks)} of {len(plan)}:\n{tracebacks[0]}"
     assert codes <= {0, 130, -signal.SIGINT}, codes
-    assert [] == stray_endings(read_events(project.journal))
+    if project.journal.exists():  # on a slow machine every try may stop before writing
+        assert [] == stray_endings(read_events(project.journal))
 
 
 def test_closing_the_terminal_during_run_is_an_interruption(project: Project) -> None:

@@ -81,7 +81,7 @@ def has(found: list[dict[str, Any]], kind: str, job: str) -> bool:
 
 def entries(path: Path) -> list[copies_.Entry]:
     """A copy's events as the merge reads them."""
-    return [copies_.Entry(event, line, str(path))
+    return [copies_.Entry.of(event, line, str(path))
             for line, event in Reader(str(path), REAL).entries()]
 
 
@@ -94,7 +94,7 @@ def merged(paths: list[Path]) -> list[copies_.Entry]:
 
 def fold(paths: list[Path]) -> Queue:
     """The queue the merged copies describe."""
-    return replay(entry.event for entry in merged(paths))
+    return replay(entry.decoded() for entry in merged(paths))
 
 
 def ids(paths: list[Path]) -> set[str]:
@@ -532,7 +532,7 @@ def test_identical_duplicates_are_merged_once(colab: Colab) -> None:
     alone, doubled = fold([original]), fold([original, reordered])
     pulled = x.command("sync", "--config", CONFIG, "--sync-dir", str(colab.drive))
 
-    assert held == [entry.event.id for entry in union]
+    assert held == [entry.id for entry in union]
     assert alone == doubled
     assert 0 == pulled.returncode, pulled.stderr
     assert "merged" not in pulled.stderr

@@ -106,7 +106,7 @@ def scenarios(draw: st.DrawFn, count: int) -> tuple[dict[str, list[ev.Event]], l
 def entries(journal: Journal) -> list[Entry]:
     """A copy's lines as the merge reads them."""
     name, lines = journal
-    return [Entry(codec.decode(json.loads(line)), line, name) for line in lines]
+    return [Entry.of(codec.decode(json.loads(line)), line, name) for line in lines]
 
 
 def merge(*journals: Journal) -> list[Entry]:
@@ -124,7 +124,7 @@ def as_journal(merged: Sequence[Entry], name: str) -> Journal:
 
 def events_of(merged: Sequence[Entry]) -> list[ev.Event]:
     """The merged events, in order."""
-    return [entry.event for entry in merged]
+    return [entry.decoded() for entry in merged]
 
 
 def folded(merged: Sequence[Entry]) -> Queue:
@@ -199,7 +199,7 @@ def test_pulling_into_a_journal_folds_like_merging_it(
     fresh = copies.extend(known, [entry for other in others for entry in entries(other)])
     pulled = as_journal(entries(local) + fresh, "local.jsonl")
 
-    assert not {entry.event.id for entry in entries(local)} & {e.event.id for e in fresh}
+    assert not {entry.id for entry in entries(local)} & {e.id for e in fresh}
     assert replay(events_of(entries(pulled))) == folded(merge(local, *others))
 
 
@@ -289,10 +289,10 @@ def test_a_gap_stops_a_session_s_run_until_the_missing_event_arrives() -> None:
     events = [attrs.evolve(ev.JobRetried(job="j"), id=f"{SESSIONS[0]}:{seq}",
                            ts=format_ts(BASE_MICROS + seq), session=SESSIONS[0])
               for seq in range(1, 6)]
-    damaged = [Entry(event, codec.encode(event).rstrip(b"\n"), "copy")
+    damaged = [Entry.of(event, codec.encode(event).rstrip(b"\n"), "copy")
                for event in events if event.id != f"{SESSIONS[0]}:3"]
 
-    assert [e.id for e in events[:2]] == [x.event.id for x in copies.extend({}, damaged)]
-    whole = [Entry(event, codec.encode(event).rstrip(b"\n"), "other") for event in events]
+    assert [e.id for e in events[:2]] == [x.id for x in copies.extend({}, damaged)]
+    whole = [Entry.of(event, codec.encode(event).rstrip(b"\n"), "other") for event in events]
     assert [e.id for e in events[2:]] == [
-        x.event.id for x in copies.extend({SESSIONS[0]: 2}, [*damaged, *whole])]
+        x.id for x in copies.extend({SESSIONS[0]: 2}, [*damaged, *whole])]
