@@ -225,29 +225,32 @@ def test_a_signal_stops_every_running_job_uncharged(project: Path, signum: int,
 
 
 @pytest.mark.parametrize("slots", [1, 2])
-def test_a_job_that_ended_before_the_stop_is_done(project: Path, slots: int) -> None:
-    """A job that exited by itself (rc 0) before the runner saw Ctrl-C (the runner was
-    busy: here stopped with SIGSTOP while the job ends and SIGINT arrives) is journaled
-    done, not interrupted, and the next job does not start."""
-    jobs = [job("quick", "--sleep", "0.5"), job("next", "--sleep", "0.5"), job("last")]
+def test_a_job_that_ended_of_the_same_stop_is_run_again(project: Path, slots: int) -> None:
+    """SIGTERM to every process, as Slurm stops a task: each job checkpoints and exits 0
+    before the runner (busy: here stopped with SIGSTOP) sees its own SIGTERM. Its attempt
+    is journaled interrupted (pending again, uncharged), not done: its work is not."""
+    jobs = [job(f"j{n}", "--sleep", "60", "--checkpoint-on-term") for n in range(2)]
     with SlotQueue(project, jobs, slots=slots) as queue:
         runner = queue.start("--quiet")
         wait_until(lambda: len(queue.marks("start")) == slots, "the jobs to start")
+        time.sleep(0.3)  # their handlers are set
         runner.send_signal(signal.SIGSTOP)
         try:
-            wait_until(lambda: len(queue.marks("end")) == slots, "the jobs to end")
+            for mark in queue.marks("start"):
+                os.killpg(mark.pid, signal.SIGTERM)
+            wait_until(lambda: len(queue.marks("checkpoint")) == slots, "the checkpoints")
             time.sleep(0.2)  # their exits are in
-            runner.send_signal(signal.SIGINT)
+            runner.send_signal(signal.SIGTERM)
         finally:
             runner.send_signal(signal.SIGCONT)
         _, err = runner.communicate(timeout=30)
 
-        assert 130 == runner.returncode, err
-        ended = [m.job for m in queue.marks("end")]
-        assert sorted((job_id, "done") for job_id in ended) == sorted(
-            (e["job"], e["outcome"]) for e in queue.events("job_finished"))
-        assert [] == queue.events("job_interrupted")
-        assert len(queue.events("job_started")) == slots
+        assert 143 == runner.returncode, err
+        assert [] == queue.events("job_finished")
+        stopped = {m.job for m in queue.marks("checkpoint")}
+        assert stopped == {e["job"] for e in queue.events("job_interrupted")}
+        state = {j["id"]: j for j in queue.status()["jobs"]}
+        assert all(state[job_id]["status"] == "pending" for job_id in stopped)
 
 
 def test_a_second_ctrl_c_kills_every_job_at_once(project: Path) -> None:
