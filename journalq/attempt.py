@@ -143,7 +143,12 @@ class Running:
             return True
 
     def stop(self, reason: str, now: float) -> None:
-        """Ask the whole group to end (SIGTERM); SIGKILL follows after the grace period."""
+        """Ask the whole group to end (SIGTERM); SIGKILL follows after the grace period.
+
+        Also a job whose exit the loop has not reaped yet: it may have ended of the very
+        same stop (Slurm signals every process of a task; a job that checkpoints on
+        SIGTERM exits 0), and taking it for done would never finish its work. Run again
+        is the safe reading."""
         if self.term_sent is None:
             self.reason, self.term_sent = reason, now
             self.signal_group(signal.SIGTERM)

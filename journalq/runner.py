@@ -166,7 +166,7 @@ def kill_orphans(groups: Sequence[tuple[int, int]], loose: Mapping[int, int],
         _kill_process(pid, start, signal.SIGTERM)
     watched = [*live, *loose.items()]
     deadline = time.monotonic() + grace_seconds
-    while time.monotonic() < deadline and any(_running(p, s) for p, s in watched):
+    while time.monotonic() < deadline and any(host.is_alive(p, s) for p, s in watched):
         time.sleep(0.05)
     for pid, start in live:
         if host.group_survives(pid, start):
@@ -176,21 +176,10 @@ def kill_orphans(groups: Sequence[tuple[int, int]], loose: Mapping[int, int],
     return live
 
 
-def _running(pid: int, start: int) -> bool:
-    """Whether that very process still runs (a zombie nobody reaped has ended)."""
-    if not host.is_alive(pid, start):
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            data = stat.read()
-    except OSError:
-        return True  # no /proc: alive, as `is_alive` said
-    return data[data.rindex(b")") + 2:][:1] not in b"ZX"
-
-
 def _kill_process(pid: int, start: int, signum: int) -> None:
-    """Signal that very process (same pid and start time), if it still runs."""
-    if _running(pid, start):
+    """Signal that very process (same pid and start time), if it still runs (a zombie
+    has ended: `is_alive` says no)."""
+    if host.is_alive(pid, start):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signum)
 

@@ -23,9 +23,9 @@ import attrs
 from conftest import events, write
 
 # The job: `python scripts/slotjob.py [--sleep S] [--ignore-term] [--fail] [--spam N]
-# [--bars N --bar-pause S] [--daemon] [--lines N]`. It appends `start <t> <job> <attempt>
-# <slot> <cuda> <pid>` to $SLOT_LEDGER, does its work, and `end ...` last thing before it
-# exits 0.
+# [--bars N --bar-pause S] [--daemon] [--lines N] [--checkpoint-on-term]`. It appends
+# `start <t> <job> <attempt> <slot> <cuda> <pid>` to $SLOT_LEDGER, does its work, and
+# `end ...` last thing before it exits 0.
 JOB_SCRIPT = r'''
 import argparse, os, signal, subprocess, sys, time
 
@@ -38,6 +38,7 @@ parser.add_argument("--bars", type=int, default=0)  # \r updates, --bar-pause ap
 parser.add_argument("--bar-pause", type=float, default=0.05)
 parser.add_argument("--daemon", action="store_true")  # leave a setsid sleeper behind
 parser.add_argument("--lines", type=int, default=0)  # print this many 100-byte lines
+parser.add_argument("--checkpoint-on-term", action="store_true")  # SIGTERM: note, exit 0
 args = parser.parse_args()
 env = os.environ
 job, attempt = env.get("JOURNALQ_JOB", "?"), env.get("JOURNALQ_ATTEMPT", "?")
@@ -52,6 +53,12 @@ def note(kind):
 note("start")
 if args.ignore_term:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+if args.checkpoint_on_term:
+    def checkpoint(*_):
+        note("checkpoint")
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, checkpoint)
 if args.daemon:
     subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"],
                      start_new_session=True)

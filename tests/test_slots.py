@@ -224,6 +224,35 @@ def test_a_signal_stops_every_running_job_uncharged(project: Path, signum: int,
         assert [] == queue.leftovers()
 
 
+@pytest.mark.parametrize("slots", [1, 2])
+def test_a_job_that_ended_of_the_same_stop_is_run_again(project: Path, slots: int) -> None:
+    """SIGTERM to every process, as Slurm stops a task: each job checkpoints and exits 0
+    before the runner (busy: here stopped with SIGSTOP) sees its own SIGTERM. Its attempt
+    is journaled interrupted (pending again, uncharged), not done: its work is not."""
+    jobs = [job(f"j{n}", "--sleep", "60", "--checkpoint-on-term") for n in range(2)]
+    with SlotQueue(project, jobs, slots=slots) as queue:
+        runner = queue.start("--quiet")
+        wait_until(lambda: len(queue.marks("start")) == slots, "the jobs to start")
+        time.sleep(0.3)  # their handlers are set
+        runner.send_signal(signal.SIGSTOP)
+        try:
+            for mark in queue.marks("start"):
+                os.killpg(mark.pid, signal.SIGTERM)
+            wait_until(lambda: len(queue.marks("checkpoint")) == slots, "the checkpoints")
+            time.sleep(0.2)  # their exits are in
+            runner.send_signal(signal.SIGTERM)
+        finally:
+            runner.send_signal(signal.SIGCONT)
+        _, err = runner.communicate(timeout=30)
+
+        assert 143 == runner.returncode, err
+        assert [] == queue.events("job_finished")
+        stopped = {m.job for m in queue.marks("checkpoint")}
+        assert stopped == {e["job"] for e in queue.events("job_interrupted")}
+        state = {j["id"]: j for j in queue.status()["jobs"]}
+        assert all(state[job_id]["status"] == "pending" for job_id in stopped)
+
+
 def test_a_second_ctrl_c_kills_every_job_at_once(project: Path) -> None:
     """With a long grace period, a second SIGINT SIGKILLs every group at once."""
     jobs = [job(f"j{n}", "--sleep", "60", "--ignore-term") for n in range(3)]
@@ -267,6 +296,8 @@ def test_groups_a_killed_runner_left_are_stopped_together(project: Path) -> None
 
         assert 0 == done.returncode, done.stderr
         assert [] == queue.leftovers()
+        for n in range(3):  # the lock file named every group
+            assert re.search(rf"stopped process group \d+ of job j{n}, left running", done.stderr)
         assert {"j0", "j1", "j2"} == {e["job"] for e in queue.events("job_recovered")}
         assert took < grace + 1.5, f"recover took {took:.1f}s"
 
