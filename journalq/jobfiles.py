@@ -20,7 +20,10 @@ class JobFiles:
     def __init__(self, cfg: Config, journal_path: str, session_id: str) -> None:
         self.source = cfg.source
         self.out_root = cfg.out_root
-        self.logs = posixpath.join(posixpath.dirname(journal_path) or ".", "logs", cfg.queue)
+        logs_root = posixpath.join(posixpath.dirname(journal_path) or ".", "logs")
+        if os.path.islink(logs_root):  # a Slurm task's node-local link to shared storage:
+            logs_root = os.path.realpath(logs_root)  # record where readers elsewhere find it
+        self.logs = posixpath.join(logs_root, cfg.queue)
         self.session_id = session_id
         os.makedirs(self.logs, exist_ok=True)
         self._real_logs = os.path.realpath(self.logs)
