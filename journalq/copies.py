@@ -61,6 +61,16 @@ def sequence(event_id: str) -> tuple[str, int] | None:
     return (session, int(seq)) if session and seq.isascii() and seq.isdigit() else None
 
 
+def place(event: ev.Event) -> tuple[str, int] | None:
+    """(session, seq) of an event whose id is `<its own session>:<seq>`, else None.
+
+    The fold counts an event towards its `session` field, the merge by its id: an id that
+    names another session (a forged or hand-edited line) would never count as held, and
+    every pull would append it again."""
+    found = sequence(event.id)
+    return found if found is not None and found[0] == event.session else None
+
+
 @attrs.frozen
 class Entry:
     """One event from one file, with its line as written (without the newline)."""
@@ -88,7 +98,7 @@ def extend(known: Coverage, candidates: Iterable[Entry]) -> list[Entry]:
     """
     by_session: dict[str, dict[int, Entry]] = {}
     for entry in candidates:
-        found = sequence(entry.event.id)
+        found = place(entry.event)
         if found is not None and found[1] > known.get(found[0], 0):
             by_session.setdefault(found[0], {}).setdefault(found[1], entry)
     fresh: list[Entry] = []
@@ -112,13 +122,64 @@ def conflicts(entries: Iterable[Entry]) -> list[Conflict]:
     return found
 
 
-def coverage_of(entries: Iterable[Entry]) -> Coverage:
-    """The highest sequence number of each session among `entries`."""
-    found: Coverage = {}
+Runs = dict[str, tuple[tuple[int, int], ...]]  # session -> (first, last) seq runs, sorted
+
+
+def runs_of(entries: Iterable[Entry]) -> Runs:
+    """The runs of sequence numbers each session has among `entries` (one file's)."""
+    seqs: dict[str, list[int]] = {}
     for entry in entries:
-        held = sequence(entry.event.id)
-        if held is not None and held[1] > found.get(held[0], 0):
-            found[held[0]] = held[1]
+        held = place(entry.event)
+        if held is not None:
+            seqs.setdefault(held[0], []).append(held[1])
+    found: Runs = {}
+    for session, numbers in seqs.items():
+        grown: list[tuple[int, int]] = []
+        for seq in sorted(set(numbers)):
+            if grown and seq == grown[-1][1] + 1:
+                grown[-1] = (grown[-1][0], seq)
+            else:
+                grown.append((seq, seq))
+        found[session] = tuple(grown)
+    return found
+
+
+def prefix_coverage(files: Iterable[Runs]) -> Coverage:
+    """The coverage of a copy made of files with these runs: per session, how far its
+    events run from 1 without a gap.
+
+    Not the highest number seen: a copy that lost a line in the middle (Drive mangled it)
+    does not hold that event, and compaction must never count on it to."""
+    pooled: dict[str, list[tuple[int, int]]] = {}
+    for runs in files:
+        for session, held in runs.items():
+            pooled.setdefault(session, []).extend(held)
+    found: Coverage = {}
+    for session, spans in pooled.items():
+        reach = 0
+        for first, last in sorted(spans):
+            if first > reach + 1:
+                break
+            reach = max(reach, last)
+        if reach:
+            found[session] = reach
+    return found
+
+
+def coverage_of(entries: Iterable[Entry]) -> Coverage:
+    """How far each session's events run from 1 without a gap among `entries`."""
+    return prefix_coverage([runs_of(entries)])
+
+
+def left_out(known: Coverage, candidates: Iterable[Entry], taken: Iterable[Entry]) -> set[str]:
+    """The files holding an event that `extend` left out for a gap (`taken` is what it
+    returned): read again at the next pull, when the missing part may have arrived."""
+    ids = {entry.event.id for entry in taken}
+    found: set[str] = set()
+    for entry in candidates:
+        held = place(entry.event)
+        if held is not None and held[1] > known.get(held[0], 0) and entry.event.id not in ids:
+            found.add(entry.source)
     return found
 
 

@@ -18,11 +18,14 @@ from journalq.copies import (
     Conflict,
     Coverage,
     Entry,
+    Runs,
     Segment,
     conflicts,
-    coverage_of,
     extend,
     parse_name,
+    place,
+    prefix_coverage,
+    runs_of,
 )
 from journalq.errors import JournalError
 from journalq.fold import Fold, replay
@@ -69,7 +72,7 @@ class _Read:
     """What one read of one segment file found."""
 
     version: tuple[int, int]  # (size, mtime_ns): a file replaced whole changes these
-    coverage: Coverage
+    runs: Runs  # the runs of each session's sequence numbers it holds
     queue: str | None  # the queue its `queue_created` names, if it has one
 
 
@@ -125,13 +128,15 @@ class CopyReader:
             if parts[0].part != 1 or None in reads or [s.part for s in parts] != list(
                     range(1, len(parts) + 1)):
                 continue
-            cover: Coverage = {}
-            for read in reads:
-                assert read is not None
-                for sid, seq in read.coverage.items():
-                    cover[sid] = max(seq, cover.get(sid, 0))
-            found[session] = cover
+            found[session] = prefix_coverage(read.runs for read in reads if read is not None)
         return found
+
+    def forget(self, paths: set[str]) -> None:
+        """Read these files again at the next call, changed or not (their events were left
+        out for a gap that a file arriving later may fill)."""
+        for name in [name for name in self._read if posixpath.join(self.sync_dir, name)
+                     in paths]:
+            del self._read[name]
 
     def _refresh(self, segment: Segment) -> tuple[bool, tuple[_Read, list[Entry]]] | None:
         """(whether it changed, (what it holds, its events if it was read now)) for one
@@ -171,6 +176,8 @@ class CopyReader:
                                 "line (a copy still uploading?)")
                 break
             event = decode_line(line)
+            if not isinstance(event, str) and place(event) is None:
+                event = (f"its id {event.id!r} is not <its session {event.session!r}>:<n>")
             if isinstance(event, str):
                 self.warn_once(f"{path}:{number} (byte {offset}): skipping a damaged line "
                                 f"({event}); the copy's other events are merged")
@@ -178,7 +185,7 @@ class CopyReader:
             if isinstance(event, ev.QueueCreated) and queue is None:
                 queue = event.queue
             entries.append(Entry(event, line, path))
-        return _Read(version, coverage_of(entries), queue), entries
+        return _Read(version, runs_of(entries), queue), entries
 
     def _path(self, segment: Segment) -> str:
         return posixpath.join(self.sync_dir, segment.name)

@@ -29,6 +29,7 @@ from journalq.copies import (
     Entry,
     covers,
     extend,
+    left_out,
     segment_name,
 )
 from journalq.copyreader import REMOUNT_HINT, CopyReader, SyncError, why
@@ -85,7 +86,12 @@ class Mirror:
         if when_due and self._last_pull is not None and now - self._last_pull < PULL_GAP:
             return []
         self._last_pull = now
-        return extend(known, self.copies.candidates(skip_session=self.session))
+        candidates = self.copies.candidates(skip_session=self.session)
+        fresh = extend(known, candidates)
+        # A file whose events wait behind a gap (segment 3 before segment 2, a lost line)
+        # is read again next time, when what fills the gap may be there: it may never change.
+        self.copies.forget(left_out(known, candidates, fresh))
+        return fresh
 
     def push(self, journal: str, size: int, *, boundary: bool = False,
              final: bool = False) -> None:

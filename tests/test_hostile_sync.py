@@ -1,0 +1,112 @@
+"""Hostile tests of the journal across runtimes: a sync folder that behaves like Drive
+(segments arriving out of order, damaged or forged copies), compaction, the fold
+checkpoint, and the readers (`status`, `wait`, `logs`, `collect`, `slurm`).
+
+Every runtime is a real `journalq` process with its own machine identity
+(JOURNALQ_BOOT_ID) and its own local journal; the sync folder is a plain folder that the
+test edits the way Drive would deliver it. Each test failed before its fix.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import events, journalq, write
+
+QUEUE_YAML = """\
+queue: q
+heartbeat_seconds: 1
+matrix:
+  id: "j{n}"
+  axes:
+    n: [0, 1, 2, 3, 4, 5, 6, 7]
+  command: [sh, -c, "sleep ${SLP:-0}"]
+"""
+
+
+def runtime(name: str, *args: str, sleep: float = 0.0,
+            config: str = "q.yaml") -> subprocess.CompletedProcess[str]:
+    """`journalq run` on machine `name`, with its own local journal `<name>/q.jsonl`."""
+    return journalq("run", "--config", config, "--state", f"{name}/q.jsonl", "--quiet", *args,
+                    env={"JOURNALQ_BOOT_ID": name, "SLP": str(sleep)})
+
+
+def only_copy(folder: Path) -> tuple[str, Path]:
+    """(session, path) of the one copy in `folder`."""
+    (path,) = sorted(folder.glob("q.*.jsonl"))
+    return path.name.split(".")[1], path
+
+
+@pytest.fixture
+def queue_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project with `q.yaml` (eight jobs), as the current directory."""
+    write(tmp_path / "q.yaml", QUEUE_YAML)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def a_finished_shard(folder: str = "A/sd") -> tuple[str, list[bytes]]:
+    """Runtime A runs shard 0/2 with its own sync folder: (its session, its journal lines)."""
+    done = runtime("A", "--sync-dir", folder, "--shard", "0/2")
+    assert done.returncode == 0, done.stderr
+    session, path = only_copy(Path(folder))
+    return session, path.read_bytes().splitlines(keepends=True)
+
+
+# ---- 1. an event whose id names another session than its `session` -----------------------
+
+def test_an_event_whose_id_names_another_session_is_merged_once_at_most(
+        queue_dir: Path) -> None:
+    session, lines = a_finished_shard()
+    last = json.loads(lines[-1])
+    forged = {**last, "id": f"{session}:{len(lines) + 1}", "session": "ffffffffffff"}
+    write(queue_dir / "sd" / "q.ffffffffffff.jsonl",
+          b"".join(lines).decode() + json.dumps(forged) + "\n")
+    runtime("B", "--sync-dir", "sd", "--shard", "1/2")
+    for _ in range(3):
+        journalq("sync", "--config", "q.yaml", "--state", "B/q.jsonl", "--sync-dir", "sd",
+                 env={"JOURNALQ_BOOT_ID": "B"})
+    ids = [event["id"] for event in events(queue_dir / "B" / "q.jsonl")]
+    assert len(ids) == len(set(ids)), "an event was appended more than once"
+
+
+# ---- 2. compaction on the strength of a copy that lacks an event --------------------------
+
+def test_a_copy_with_a_damaged_line_never_lets_compaction_delete_the_sound_copy(
+        queue_dir: Path) -> None:
+    session, lines = a_finished_shard()
+    (queue_dir / "sd").mkdir()
+    (queue_dir / "sd" / f"q.{session}.jsonl").write_bytes(b"".join(lines))
+    damaged = list(lines)
+    damaged[8] = damaged[8][:40] + b"#mangled by Drive\n"
+    (queue_dir / "sd" / "q.ffffffffffff.jsonl").write_bytes(b"".join(damaged))
+    assert runtime("B", "--sync-dir", "sd", "--shard", "1/2").returncode == 0
+    # The event of line 9 was in A's copy and in no other copy visible before: A's copy
+    # must still be there (B's own copy, just written, may never reach Drive).
+    assert (queue_dir / "sd" / f"q.{session}.jsonl").exists()
+
+
+# ---- 3. segment 3 arriving before segment 2 ------------------------------------------------
+
+def test_a_segment_that_arrives_before_the_one_it_follows_is_merged_once_that_one_arrives(
+        queue_dir: Path) -> None:
+    session, lines = a_finished_shard()
+    sd = queue_dir / "sd"
+    sd.mkdir()
+    (sd / f"q.{session}.jsonl").write_bytes(b"".join(lines[:5]))
+    (sd / f"q.{session}-3.jsonl").write_bytes(b"".join(lines[10:]))
+    late = queue_dir / "late"
+    late.write_bytes(b"".join(lines[5:10]))
+    runner = subprocess.Popen(
+        ["sh", "-c", 'sleep 2.5; mv late "$1"', "sh", str(sd / f"q.{session}-2.jsonl")])
+    done = runtime("B", "--sync-dir", "sd", "--shard", "1/2", sleep=1.2)
+    runner.wait()
+    assert done.returncode == 0, done.stderr
+    held = [event for event in events(queue_dir / "B" / "q.jsonl")
+            if event["session"] == session]
+    assert len(held) == len(lines)
+    assert "0 pending" in done.stderr.splitlines()[-2]
