@@ -110,3 +110,66 @@ def test_a_segment_that_arrives_before_the_one_it_follows_is_merged_once_that_on
             if event["session"] == session]
     assert len(held) == len(lines)
     assert "0 pending" in done.stderr.splitlines()[-2]
+
+
+# ---- collect: result files as spreadsheets and notebooks write them ----------------------
+
+COLLECT_YAML = """\
+queue: c
+matrix:
+  id: "k{n}"
+  axes:
+    n: [0, 1, 2]
+  command: [sh, -c, "true"]
+"""
+
+
+@pytest.fixture
+def finished(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A finished queue of three jobs; returns its out_root."""
+    write(tmp_path / "c.yaml", COLLECT_YAML)
+    monkeypatch.chdir(tmp_path)
+    done = journalq("run", "--config", "c.yaml", "--quiet")
+    assert done.returncode == 0, done.stderr
+    return tmp_path / "runtime_state" / "outputs" / "c"
+
+
+def collected(name: str, fmt: str = "jsonl") -> list[dict[str, object]]:
+    done = journalq("collect", "--config", "c.yaml", "--file", name, "--format", fmt,
+                    "--done-only")
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.split("\n") if line]
+
+
+def test_collect_reads_a_utf8_bom_as_the_start_of_the_text_not_part_of_it(
+        finished: Path) -> None:
+    (finished / "k0" / "r.csv").write_bytes(b"\xef\xbb\xbfscore,n\n5,6\n")
+    (finished / "k0" / "r.json").write_bytes(b'\xef\xbb\xbf{"score": 5}')
+    (finished / "k0" / "r.jsonl").write_bytes(b'\xef\xbb\xbf{"score": 5}\n')
+    for name in ("r.csv", "r.json", "r.jsonl"):
+        rows = collected(name)
+        assert rows[0]["result.score"] in ("5", 5), (name, rows[0])
+        assert all("\ufeff" not in key for key in rows[0]), name
+
+
+def test_collect_keeps_a_quoted_csv_cell_with_a_newline_and_splits_tsv_on_newlines_only(
+        finished: Path) -> None:
+    (finished / "k0" / "r.csv").write_bytes(b'note,n\n"line1\nline2",2\n')
+    (finished / "k0" / "r.tsv").write_bytes("note\tn\nx\u2028y\x0cz\t2\n".encode())
+    assert [row["result.note"] for row in collected("r.csv")[:1]] == ["line1\nline2"]
+    rows = [row for row in collected("r.tsv") if row["id"] == "k0"]
+    assert [(row["result.note"], row["result.n"]) for row in rows] == [("x\u2028y\x0cz", "2")]
+
+
+def test_collect_jsonl_is_json_even_when_a_result_holds_nan_or_infinity(
+        finished: Path) -> None:
+    (finished / "k0" / "r.jsonl").write_text('{"loss": NaN, "best": [Infinity, 1]}\n')
+    done = journalq("collect", "--config", "c.yaml", "--file", "r.jsonl", "--format",
+                    "jsonl")
+
+    def refuse(constant: str) -> object:
+        raise ValueError(f"{constant} is not JSON")
+
+    rows = [json.loads(line, parse_constant=refuse) for line in done.stdout.splitlines()]
+    assert rows[0]["result.loss"] is None
+    assert rows[0]["result.best"] == [None, 1]
