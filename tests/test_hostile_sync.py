@@ -173,3 +173,19 @@ def test_collect_jsonl_is_json_even_when_a_result_holds_nan_or_infinity(
     rows = [json.loads(line, parse_constant=refuse) for line in done.stdout.splitlines()]
     assert rows[0]["result.loss"] is None
     assert rows[0]["result.best"] == [None, 1]
+
+
+# ---- run --dry-run says what the real run does -----------------------------------------
+
+def test_dry_run_plans_what_the_real_run_does_when_specs_changed(queue_dir: Path) -> None:
+    assert runtime("A", "--shard", "0/2").returncode == 0
+    write(queue_dir / "q.yaml", QUEUE_YAML.replace("sleep ${SLP:-0}", "sleep 0"))
+    plan = runtime("A", "--dry-run")
+    real = runtime("A")
+    assert real.returncode == 6
+    assert "would stop (exit 6)" in plan.stdout
+    assert "would run 4" not in plan.stdout  # the real run starts nothing
+    # Another shard's changed specs are not this shard's business, in the plan as for real.
+    plan = runtime("A", "--dry-run", "--shard", "0/2")
+    assert "would stop" not in plan.stdout, plan.stdout
+    assert runtime("A", "--shard", "0/2").returncode == 0
