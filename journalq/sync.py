@@ -64,6 +64,7 @@ class Mirror:
         self._part = 1  # the segment the next push rewrites
         self._part_start = 0  # where in the journal it starts
         self._written = 0  # bytes of the journal our segments hold
+        self._sealed: list[tuple[int, int]] = []  # (start, end) of segments 1, 2, ... sealed
 
     def warn_once(self, message: str) -> None:
         """Say it, unless it was said already."""
@@ -132,23 +133,36 @@ class Mirror:
 
     def _write(self, journal: str, size: int) -> None:
         """Rewrite the current segment with the journal's bytes from its start to `size`;
-        seal it (the next push starts a new one) once it holds SEGMENT_BYTES."""
-        name = segment_name(self.queue, self.session, self._part)
+        seal it (the next push starts a new one) once it holds SEGMENT_BYTES. A sealed
+        segment that left the folder (deleted by hand or by Drive) is written again first:
+        without segment 1, no reader can tell whose copy the others are, and the session's
+        every event would be invisible to the other runtimes."""
+        if self._sealed:
+            present = set(self._fs.listdir(self.sync_dir))
+            for part, (start, end) in enumerate(self._sealed, start=1):
+                if segment_name(self.queue, self.session, part) not in present:
+                    self._write_part(journal, part, start, end)
+        self._write_part(journal, self._part, self._part_start, size)
+        self._fs.fsync_dir(self.sync_dir)
+        self._written = size
+        if size - self._part_start >= SEGMENT_BYTES:
+            self._sealed.append((self._part_start, size))
+            self._part += 1
+            self._part_start = size
+
+    def _write_part(self, journal: str, part: int, start: int, end: int) -> None:
+        """Replace segment `part` with the journal's bytes from `start` to `end`, whole."""
+        name = segment_name(self.queue, self.session, part)
         target = posixpath.join(self.sync_dir, name)
         temp = posixpath.join(self.sync_dir, f".{name}.tmp-{os.getpid()}")
         try:
             # Copied by the kernel: a push never reads the journal again in this process.
-            self._fs.copy_file(journal, self._part_start, size, temp)
+            self._fs.copy_file(journal, start, end, temp)
             self._fs.replace(temp, target)
         except OSError:
             with contextlib.suppress(OSError):
                 self._fs.remove(temp)  # a half-written temp file would only clutter
             raise
-        self._fs.fsync_dir(self.sync_dir)
-        self._written = size
-        if size - self._part_start >= SEGMENT_BYTES:
-            self._part += 1
-            self._part_start = size
 
     def compact(self, queue: Queue) -> int:
         """Delete copies made redundant: the segments of an ended session whose every event

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from conftest import events, journalq, write
+from conftest import events, journalq, spawn, write
 
 QUEUE_YAML = """\
 queue: q
@@ -189,3 +191,37 @@ def test_dry_run_plans_what_the_real_run_does_when_specs_changed(queue_dir: Path
     plan = runtime("A", "--dry-run", "--shard", "0/2")
     assert "would stop" not in plan.stdout, plan.stdout
     assert runtime("A", "--shard", "0/2").returncode == 0
+
+
+# ---- a sealed segment deleted from the folder ----------------------------------------------
+
+BENCH = Path(__file__).resolve().parent / "bench"
+
+
+def test_a_sealed_segment_deleted_from_the_folder_is_written_again(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch
+                                                                  ) -> None:
+    monkeypatch.chdir(tmp_path)
+    made = subprocess.run([sys.executable, str(BENCH / "journal_gen.py"), "big.jsonl",
+                           "--jobs", "10", "--events", "8000", "--config", "big.yaml"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert (tmp_path / "big.jsonl").stat().st_size > 1 << 20  # more than one segment
+    write(tmp_path / "scripts" / "run_sweep.py", "import time\ntime.sleep(1)\n")
+    retried = journalq("retry", "--state", "big.jsonl", "sweep-lr0.00001-seed0",
+                       "sweep-lr0.00001-seed1")
+    assert retried.returncode == 0, retried.stderr
+    runner = spawn("run", "--config", "big.yaml", "--state", "big.jsonl", "--sync-dir", "sd",
+                   "--quiet")
+    sd = tmp_path / "sd"
+    deadline = time.monotonic() + 20
+    while not list(sd.glob("bench.*.jsonl")):  # segment 1: the journal as the run found it
+        assert time.monotonic() < deadline, "no copy was pushed"
+        time.sleep(0.02)
+    for segment in sd.glob("bench.*.jsonl"):
+        segment.unlink()  # Drive lost it, or someone cleaned up
+    assert runner.wait(timeout=60) == 0, runner.stderr.read() if runner.stderr else ""
+    view = journalq("status", "--config", "big.yaml", "--state", "other.jsonl", "--sync-dir",
+                    "sd", "--json", env={"JOURNALQ_BOOT_ID": "Z"})
+    assert view.returncode == 0, view.stderr
+    assert json.loads(view.stdout)["counts"]["done"] == 10
