@@ -131,6 +131,20 @@ class CopyReader:
             found[session] = prefix_coverage(read.runs for read in reads if read is not None)
         return found
 
+    def as_read(self, session: str) -> list[Segment] | None:
+        """`session`'s segments in the folder now, if each is the very version read last
+        (else None: one arrived or changed since, and what it holds now was never read)."""
+        parts = self.segments().get(session, [])
+        for segment in parts:
+            known = self._read.get(segment.name)
+            try:
+                info = self._fs.stat(self._path(segment))
+            except OSError:
+                return None
+            if known is None or known.version != (info.st_size, info.st_mtime_ns):
+                return None
+        return parts
+
     def forget(self, paths: set[str]) -> None:
         """Read these files again at the next call, changed or not (their events were left
         out for a gap that a file arriving later may fill)."""

@@ -185,7 +185,9 @@ class Mirror:
             if not any(_supersedes(other, wider, owner, cover)
                        for other, wider in held.items()):
                 continue
-            for segment in self.copies.segments().get(owner, []):
+            # Only the files read: a newer version, or a segment that arrived since, may
+            # hold what the covering copy does not.
+            for segment in self.copies.as_read(owner) or []:
                 with contextlib.suppress(OSError):
                     self._fs.remove(posixpath.join(self.sync_dir, segment.name))
                     removed += 1
