@@ -33,6 +33,7 @@ from journalq.copies import (
     segment_name,
 )
 from journalq.copyreader import REMOUNT_HINT, CopyReader, SyncError, why
+from journalq.events import UnknownEvent
 from journalq.fs import REAL, FileSystem
 from journalq.state import Queue
 
@@ -92,6 +93,18 @@ class Mirror:
         # A file whose events wait behind a gap (segment 3 before segment 2, a lost line)
         # is read again next time, when what fills the gap may be there: it may never change.
         self.copies.forget(left_out(known, candidates, fresh))
+        newer = [entry for entry in fresh if isinstance(entry.event, UnknownEvent)]
+        if newer:
+            # Merged, it would make the journal one this journalq must not write to, and
+            # whatever it means (a newer journalq's decision) would be ignored meanwhile.
+            self.copies.forget({entry.source for entry in newer})
+            event = newer[0].event
+            assert isinstance(event, UnknownEvent)
+            raise SyncError(f"{newer[0].source} holds events this journalq does not know "
+                            f"({event.type} (format v{event.v})): a newer journalq wrote it; "
+                            "nothing was merged. Upgrade journalq here (every runtime of a "
+                            "queue needs the same version), or move that copy out of the "
+                            "sync folder")
         return fresh
 
     def push(self, journal: str, size: int, *, boundary: bool = False,

@@ -225,3 +225,28 @@ def test_a_sealed_segment_deleted_from_the_folder_is_written_again(tmp_path: Pat
                     "sd", "--json", env={"JOURNALQ_BOOT_ID": "Z"})
     assert view.returncode == 0, view.stderr
     assert json.loads(view.stdout)["counts"]["done"] == 10
+
+
+# ---- a copy written by a newer journalq -------------------------------------------------
+
+def test_a_runner_never_merges_a_newer_journalqs_events_and_writes_on(queue_dir: Path) -> None:
+    sd = queue_dir / "sd"
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+    session = "eeeeeeeeeeee"
+    lines = [
+        {"type": "session_started", "v": 1, "id": f"{session}:1", "ts": stamp,
+         "session": session, "command": "run", "host": "h", "boot_id": "E", "pid": 1,
+         "pid_start": 1, "argv": ["journalq"], "journalq_version": "9.0.0",
+         "python_version": "3.13.0"},
+        {"type": "job_paused", "v": 1, "id": f"{session}:2", "ts": stamp,
+         "session": session, "job": "j3"},
+    ]
+    write(sd / f"q.{session}.jsonl", "".join(json.dumps(line) + "\n" for line in lines))
+    done = runtime("B", "--sync-dir", "sd")
+    assert done.returncode == 4, done.stderr
+    assert "a newer journalq wrote it" in done.stderr
+    # Nothing ran, and the local journal stays one this journalq can write to.
+    journal = queue_dir / "B" / "q.jsonl"
+    assert not journal.exists() or not [
+        e for e in events(journal) if e["type"] in ("job_started", "job_paused")]
+    assert runtime("B").returncode == 0
