@@ -47,6 +47,14 @@ def why(exc: OSError) -> str:
     return f"{name}: {exc.strerror or exc}"
 
 
+def folder_hint(exc: OSError) -> str:
+    """What to do about a sync folder that failed with `exc`: remounting Drive helps when
+    the mount dropped, not when the path names a file or a symlink loop."""
+    if exc.errno in (errno.ENOTDIR, errno.ELOOP, errno.ENAMETOOLONG):
+        return "--sync-dir must name a folder; pass one, or run without --sync-dir"
+    return f"{REMOUNT_HINT}, or run without --sync-dir"
+
+
 def check_folder(sync_dir: str, fs: FileSystem = REAL) -> None:
     """Refuse a sync folder that cannot serve, before the journal is touched: one on Colab's
     Drive mount point when Drive is not mounted (writing there would fill the VM's disk and
@@ -64,7 +72,7 @@ def _listdir(sync_dir: str, fs: FileSystem) -> list[str]:
         return []
     except OSError as exc:
         raise SyncError(f"cannot read the sync folder {sync_dir} ({why(exc)}); "
-                        f"{REMOUNT_HINT}, or run without --sync-dir") from None
+                        f"{folder_hint(exc)}") from None
 
 
 @attrs.frozen

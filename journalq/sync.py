@@ -32,7 +32,7 @@ from journalq.copies import (
     left_out,
     segment_name,
 )
-from journalq.copyreader import REMOUNT_HINT, CopyReader, SyncError, why
+from journalq.copyreader import REMOUNT_HINT, CopyReader, SyncError, folder_hint, why
 from journalq.events import UnknownEvent
 from journalq.fs import REAL, FileSystem
 from journalq.state import Queue
@@ -79,7 +79,7 @@ class Mirror:
             self._fs.makedirs(self.sync_dir)
         except OSError as exc:
             raise SyncError(f"cannot create the sync folder {self.sync_dir} ({why(exc)}); "
-                            f"{REMOUNT_HINT}") from None
+                            f"{folder_hint(exc)}") from None
 
     def pull(self, known: Coverage, *, when_due: bool = False) -> list[Entry]:
         """What the folder's copies hold that a journal with coverage `known` lacks, in

@@ -250,3 +250,11 @@ def test_a_runner_never_merges_a_newer_journalqs_events_and_writes_on(queue_dir:
     assert not journal.exists() or not [
         e for e in events(journal) if e["type"] in ("job_started", "job_paused")]
     assert runtime("B").returncode == 0
+
+
+def test_a_sync_dir_that_names_a_file_is_not_blamed_on_drive(queue_dir: Path) -> None:
+    write(queue_dir / "afile", "")
+    for command in (["status", "--config", "q.yaml"], ["run", "--config", "q.yaml"]):
+        done = journalq(*command, "--sync-dir", "afile")
+        assert done.returncode == 4, done.stderr
+        assert "remount" not in done.stderr and "must name a folder" in done.stderr
