@@ -10,6 +10,8 @@ test edits the way Drive would deliver it. Each test failed before its fix.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -258,3 +260,22 @@ def test_a_sync_dir_that_names_a_file_is_not_blamed_on_drive(queue_dir: Path) ->
         done = journalq(*command, "--sync-dir", "afile")
         assert done.returncode == 4, done.stderr
         assert "remount" not in done.stderr and "must name a folder" in done.stderr
+
+
+# ---- journalq slurm: the script, run by bash with Slurm's variables faked --------------------
+
+@pytest.mark.xfail(strict=True, reason="jobfiles.py (not this branch's to change) records the "
+                   "log through the task's node-local link; see the hostileB report")
+def test_the_log_of_a_slurm_task_is_read_from_the_login_node(queue_dir: Path) -> None:
+    shared = queue_dir / "shared"
+    made = journalq("slurm", "--config", "q.yaml", "--sync-dir", str(shared))
+    assert made.returncode == 0, made.stderr
+    script = made.stdout.strip().splitlines()[-1]
+    node = queue_dir / "node0"  # the node's $SLURM_TMPDIR, gone with the node
+    task = subprocess.run(["bash", script], capture_output=True, text=True, env={
+        **os.environ, "SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_JOB_ID": "77",
+        "SLURM_TMPDIR": str(node), "JOURNALQ_BOOT_ID": "node0"})
+    assert task.returncode == 0, task.stderr
+    shutil.rmtree(node)
+    shown = journalq("logs", "--config", "q.yaml", "--sync-dir", str(shared), "j0")
+    assert shown.returncode == 0, shown.stderr
