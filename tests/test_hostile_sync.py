@@ -279,3 +279,24 @@ def test_the_log_of_a_slurm_task_is_read_from_the_login_node(queue_dir: Path) ->
     shutil.rmtree(node)
     shown = journalq("logs", "--config", "q.yaml", "--sync-dir", str(shared), "j0")
     assert shown.returncode == 0, shown.stderr
+
+
+# ---- a runtime whose clock runs ahead -------------------------------------------------------
+
+def test_the_runners_table_says_a_runners_clock_is_ahead_as_the_jobs_table_does(
+        queue_dir: Path) -> None:
+    session, lines = a_finished_shard()
+    ended = json.loads(lines[-1])
+    assert ended["type"] == "session_ended"
+    # Its clock is ten minutes fast, and it is still running: its last event (where
+    # session_ended was) is stamped ten minutes ahead of ours.
+    late = {key: ended[key] for key in ("type", "v", "id", "ts", "session")}
+    late.update(type="job_cancelled", job="j1",
+                ts=time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(time.time() + 600)))
+    write(queue_dir / "sd" / f"q.{session}.jsonl",
+          b"".join(lines[:-1]).decode() + json.dumps(late) + "\n")
+    shown = journalq("status", "--config", "q.yaml", "--state", "Z/q.jsonl", "--sync-dir", "sd",
+                     env={"JOURNALQ_BOOT_ID": "Z"})
+    assert shown.returncode == 0, shown.stderr
+    (row,) = [line for line in shown.stdout.splitlines() if line.startswith(session)]
+    assert "ahead of ours" in row, shown.stdout
