@@ -300,3 +300,23 @@ def test_the_runners_table_says_a_runners_clock_is_ahead_as_the_jobs_table_does(
     assert shown.returncode == 0, shown.stderr
     (row,) = [line for line in shown.stdout.splitlines() if line.startswith(session)]
     assert "ahead of ours" in row, shown.stdout
+
+
+def test_collect_out_writes_through_a_link_and_into_a_pipe_and_never_replaces_them(
+        finished: Path) -> None:
+    target = finished.parent.parent / "drive" / "results.tsv"
+    target.parent.mkdir()
+    link = Path("results.tsv")
+    link.symlink_to(target)
+    done = journalq("collect", "--config", "c.yaml", "--out", "results.tsv")
+    assert done.returncode == 0, done.stderr
+    assert link.is_symlink() and target.read_text().startswith("id\tstatus")
+    fifo = Path("pipe")
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE, text=True)
+    done = journalq("collect", "--config", "c.yaml", "--out", "pipe")
+    got, _ = reader.communicate(timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert got.startswith("id\tstatus") and fifo.is_fifo()
+    refused = journalq("collect", "--config", "c.yaml", "--out", "results.parquet")
+    assert refused.returncode == 2 and not Path("results.parquet").exists()
