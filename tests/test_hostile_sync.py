@@ -96,6 +96,7 @@ def test_a_copy_with_a_damaged_line_never_lets_compaction_delete_the_sound_copy(
 
 # ---- 3. segment 3 arriving before segment 2 ------------------------------------------------
 
+@pytest.mark.slow
 def test_a_segment_that_arrives_before_the_one_it_follows_is_merged_once_that_one_arrives(
         queue_dir: Path) -> None:
     session, lines = a_finished_shard()
