@@ -81,7 +81,14 @@ class Entry:
 
     @seq.default
     def _seq(self) -> tuple[str, int] | None:
-        return sequence(self.id)
+        """(session, seq) if the id is `<the event's own session>:<seq>`, else None.
+
+        The fold counts an event towards its `session` field, the merge by its id: an id
+        that names another session (a forged or hand-edited line) would never count as
+        held, and every pull would append it again."""
+        found = sequence(self.id)
+        session = self.event.session if self.event is not None else self.beat and self.beat[2]
+        return found if found is not None and found[0] == session else None
 
     @classmethod
     def of(cls, event: ev.Event, line: bytes, source: str) -> Entry:
@@ -141,13 +148,64 @@ def conflicts(entries: Iterable[Entry]) -> list[Conflict]:
     return found
 
 
-def coverage_of(entries: Iterable[Entry]) -> Coverage:
-    """The highest sequence number of each session among `entries`."""
-    found: Coverage = {}
+Runs = dict[str, tuple[tuple[int, int], ...]]  # session -> (first, last) seq runs, sorted
+
+
+def runs_of(entries: Iterable[Entry]) -> Runs:
+    """The runs of sequence numbers each session has among `entries` (one file's)."""
+    seqs: dict[str, list[int]] = {}
     for entry in entries:
         held = entry.seq
-        if held is not None and held[1] > found.get(held[0], 0):
-            found[held[0]] = held[1]
+        if held is not None:
+            seqs.setdefault(held[0], []).append(held[1])
+    found: Runs = {}
+    for session, numbers in seqs.items():
+        grown: list[tuple[int, int]] = []
+        for seq in sorted(set(numbers)):
+            if grown and seq == grown[-1][1] + 1:
+                grown[-1] = (grown[-1][0], seq)
+            else:
+                grown.append((seq, seq))
+        found[session] = tuple(grown)
+    return found
+
+
+def prefix_coverage(files: Iterable[Runs]) -> Coverage:
+    """The coverage of a copy made of files with these runs: per session, how far its
+    events run from 1 without a gap.
+
+    Not the highest number seen: a copy that lost a line in the middle (Drive mangled it)
+    does not hold that event, and compaction must never count on it to."""
+    pooled: dict[str, list[tuple[int, int]]] = {}
+    for runs in files:
+        for session, held in runs.items():
+            pooled.setdefault(session, []).extend(held)
+    found: Coverage = {}
+    for session, spans in pooled.items():
+        reach = 0
+        for first, last in sorted(spans):
+            if first > reach + 1:
+                break
+            reach = max(reach, last)
+        if reach:
+            found[session] = reach
+    return found
+
+
+def coverage_of(entries: Iterable[Entry]) -> Coverage:
+    """How far each session's events run from 1 without a gap among `entries`."""
+    return prefix_coverage([runs_of(entries)])
+
+
+def left_out(known: Coverage, candidates: Iterable[Entry], taken: Iterable[Entry]) -> set[str]:
+    """The files holding an event that `extend` left out for a gap (`taken` is what it
+    returned): read again at the next pull, when the missing part may have arrived."""
+    ids = {entry.id for entry in taken}
+    found: set[str] = set()
+    for entry in candidates:
+        held = entry.seq
+        if held is not None and held[1] > known.get(held[0], 0) and entry.id not in ids:
+            found.add(entry.source)
     return found
 
 

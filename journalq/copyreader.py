@@ -19,11 +19,13 @@ from journalq.copies import (
     Conflict,
     Coverage,
     Entry,
+    Runs,
     Segment,
     conflicts,
-    coverage_of,
     extend,
     parse_name,
+    prefix_coverage,
+    runs_of,
 )
 from journalq.errors import JournalError
 from journalq.fold import Fold, replay
@@ -45,6 +47,14 @@ def why(exc: OSError) -> str:
     return f"{name}: {exc.strerror or exc}"
 
 
+def folder_hint(exc: OSError) -> str:
+    """What to do about a sync folder that failed with `exc`: remounting Drive helps when
+    the mount dropped, not when the path names a file or a symlink loop."""
+    if exc.errno in (errno.ENOTDIR, errno.ELOOP, errno.ENAMETOOLONG):
+        return "--sync-dir must name a folder; pass one, or run without --sync-dir"
+    return f"{REMOUNT_HINT}, or run without --sync-dir"
+
+
 def check_folder(sync_dir: str, fs: FileSystem = REAL) -> None:
     """Refuse a sync folder that cannot serve, before the journal is touched: one on Colab's
     Drive mount point when Drive is not mounted (writing there would fill the VM's disk and
@@ -62,7 +72,7 @@ def _listdir(sync_dir: str, fs: FileSystem) -> list[str]:
         return []
     except OSError as exc:
         raise SyncError(f"cannot read the sync folder {sync_dir} ({why(exc)}); "
-                        f"{REMOUNT_HINT}, or run without --sync-dir") from None
+                        f"{folder_hint(exc)}") from None
 
 
 @attrs.frozen
@@ -70,7 +80,7 @@ class _Read:
     """What one read of one segment file found."""
 
     version: tuple[int, int]  # (size, mtime_ns): a file replaced whole changes these
-    coverage: Coverage
+    runs: Runs  # the runs of each session's sequence numbers it holds
     queue: str | None  # the queue its `queue_created` names, if it has one
 
 
@@ -126,13 +136,29 @@ class CopyReader:
             if parts[0].part != 1 or None in reads or [s.part for s in parts] != list(
                     range(1, len(parts) + 1)):
                 continue
-            cover: Coverage = {}
-            for read in reads:
-                assert read is not None
-                for sid, seq in read.coverage.items():
-                    cover[sid] = max(seq, cover.get(sid, 0))
-            found[session] = cover
+            found[session] = prefix_coverage(read.runs for read in reads if read is not None)
         return found
+
+    def as_read(self, session: str) -> list[Segment] | None:
+        """`session`'s segments in the folder now, if each is the very version read last
+        (else None: one arrived or changed since, and what it holds now was never read)."""
+        parts = self.segments().get(session, [])
+        for segment in parts:
+            known = self._read.get(segment.name)
+            try:
+                info = self._fs.stat(self._path(segment))
+            except OSError:
+                return None
+            if known is None or known.version != (info.st_size, info.st_mtime_ns):
+                return None
+        return parts
+
+    def forget(self, paths: set[str]) -> None:
+        """Read these files again at the next call, changed or not (their events were left
+        out for a gap that a file arriving later may fill)."""
+        for name in [name for name in self._read if posixpath.join(self.sync_dir, name)
+                     in paths]:
+            del self._read[name]
 
     def _refresh(self, segment: Segment) -> tuple[bool, tuple[_Read, list[Entry]]] | None:
         """(whether it changed, (what it holds, its events if it was read now)) for one
@@ -174,18 +200,22 @@ class CopyReader:
                 break
             value = codec.parse_line(line)
             fields = beat_fields(value) if type(value) is dict else None
+            entry: Entry | str
             if fields is not None:  # a heartbeat: most of a long copy, kept as its fields
-                entries.append(Entry(fields[0], fields[1], line, path, beat=fields))
-                continue
-            event = codec.decode_value(value)
-            if isinstance(event, str):
+                entry = Entry(fields[0], fields[1], line, path, beat=fields)
+            else:
+                event = codec.decode_value(value)
+                entry = event if isinstance(event, str) else Entry.of(event, line, path)
+            if not isinstance(entry, str) and entry.seq is None:
+                entry = f"its id {entry.id!r} is not <its own session>:<n>"
+            if isinstance(entry, str):
                 self.warn_once(f"{path}:{number} (byte {offset}): skipping a damaged line "
-                                f"({event}); the copy's other events are merged")
+                                f"({entry}); the copy's other events are merged")
                 continue
-            if isinstance(event, ev.QueueCreated) and queue is None:
-                queue = event.queue
-            entries.append(Entry.of(event, line, path))
-        return _Read(version, coverage_of(entries), queue), entries
+            if isinstance(entry.event, ev.QueueCreated) and queue is None:
+                queue = entry.event.queue
+            entries.append(entry)
+        return _Read(version, runs_of(entries), queue), entries
 
     def _path(self, segment: Segment) -> str:
         return posixpath.join(self.sync_dir, segment.name)

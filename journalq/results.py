@@ -8,9 +8,10 @@ may end in half a line; for JSON Lines that last line is skipped, not warned abo
 from __future__ import annotations
 
 import csv
+import io
 import json
 import posixpath
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 FORMATS = {".tsv": "tsv", ".tab": "tsv", ".csv": "csv", ".jsonl": "jsonl",
@@ -26,14 +27,15 @@ def format_of(name: str) -> str | None:
 
 def read_rows(path: str, warn: Callable[[str], None]) -> list[Row] | None:
     """The rows of the result file at `path` (each a dict, in file order); None if there
-    is no such file. Text is read as UTF-8, undecodable bytes replaced."""
+    is no such file. Text is read as UTF-8 (a leading byte-order mark, which Excel and
+    PowerShell write, is not text), undecodable bytes replaced."""
     fmt = format_of(path)
     if fmt is None:
         warn(f"{path}: cannot tell its format by its extension (.tsv, .csv, .jsonl, .json); "
              "it is skipped")
         return None
     try:
-        with open(path, encoding="utf-8", errors="replace", newline="") as handle:
+        with open(path, encoding="utf-8-sig", errors="replace", newline="") as handle:
             text = handle.read()
     except FileNotFoundError:
         return None
@@ -48,21 +50,28 @@ def read_rows(path: str, warn: Callable[[str], None]) -> list[Row] | None:
 
 
 def _delimited(path: str, text: str, delimiter: str, warn: Callable[[str], None]) -> list[Row]:
-    """A header row, then rows; a TSV is split on tabs only (no quoting), a CSV as `csv`
-    reads it. A row with more cells than the header has them named `column<n>`."""
+    """A header row, then rows; a TSV is split on newlines and tabs only (no quoting), a
+    CSV as `csv` reads it, so a quoted cell may hold a newline. Never `str.splitlines`,
+    which also splits at form feeds and U+2028, and cuts a quoted cell in two. A row with
+    more cells than the header has them named `column<n>`."""
+    lines: Iterator[list[str]]
     if delimiter == "\t":
-        lines = csv.reader(text.splitlines(), delimiter="\t", quoting=csv.QUOTE_NONE)
+        lines = (line.removesuffix("\r").split("\t") for line in text.split("\n"))
     else:
-        lines = csv.reader(text.splitlines())
-    header = next(lines, None)
-    if header is None:
-        return []
+        lines = csv.reader(io.StringIO(text, newline=""))
     rows: list[Row] = []
-    for cells in lines:
-        if not any(cells):
-            continue  # a blank line
-        names = [*header, *(f"column{n}" for n in range(len(header) + 1, len(cells) + 1))]
-        rows.append({name: cell for name, cell in zip(names, cells, strict=False)})
+    try:
+        header = next(lines, None)
+        if header is None:
+            return []
+        for cells in lines:
+            if not any(cells):
+                continue  # a blank line
+            names = [*header, *(f"column{n}" for n in range(len(header) + 1,
+                                                            len(cells) + 1))]
+            rows.append({name: cell for name, cell in zip(names, cells, strict=False)})
+    except csv.Error as exc:
+        warn(f"{path}: not CSV past row {len(rows) + 1} ({exc}); the rows before are read")
     return rows
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from journalq.render import duration, safe
+from journalq.render import age, safe
 from journalq.runners import live_earlier
 from journalq.state import Queue, Status
 
@@ -34,6 +34,7 @@ class RunnerRow:
     started: str
     last_heard: str  # the session's newest event (a heartbeat while a job runs)
     age: float  # seconds since then (0 if its clock is ahead of ours)
+    ahead: float  # how far its newest timestamp is ahead of our clock (0 if not)
     running: tuple[tuple[str, int], ...]  # (job, attempt) it runs now
 
 
@@ -65,7 +66,7 @@ def live_rows(queue: Queue, now: datetime, stale_seconds: float, *, boot_id: str
         rows.append(RunnerRow(
             session=info.id, host=info.host, slurm_task=info.slurm_task,
             selection=other.selection.describe(), started=info.started,
-            last_heard=info.last_seen or info.started, age=other.age,
+            last_heard=info.last_seen or info.started, age=other.age, ahead=other.ahead,
             running=tuple(running.get(info.id, ())),
         ))
     rows.sort(key=lambda row: (row.started, row.session))
@@ -83,7 +84,7 @@ def live_runners(queue: Queue, now: datetime, stale_seconds: float, *, boot_id: 
     for row in found:
         jobs = ", ".join(f"{job} (attempt {number})" for job, number in row.running) or "-"
         table.append((row.session, safe(row.host), safe(row.slurm_task or "-"),
-                      safe(row.selection), f"{duration(row.age)} ago", safe(jobs)))
+                      safe(row.selection), age(row.age - row.ahead), safe(jobs)))
     widths = [max(len(cells[i]) for cells in table) for i in range(len(table[0]) - 1)]
     lines = [f"{len(found)} live runner(s):"]
     for cells in table:

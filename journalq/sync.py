@@ -29,9 +29,11 @@ from journalq.copies import (
     Entry,
     covers,
     extend,
+    left_out,
     segment_name,
 )
-from journalq.copyreader import REMOUNT_HINT, CopyReader, SyncError, why
+from journalq.copyreader import REMOUNT_HINT, CopyReader, SyncError, folder_hint, why
+from journalq.events import UnknownEvent
 from journalq.fs import REAL, FileSystem
 from journalq.state import Queue
 
@@ -63,6 +65,7 @@ class Mirror:
         self._part = 1  # the segment the next push rewrites
         self._part_start = 0  # where in the journal it starts
         self._written = 0  # bytes of the journal our segments hold
+        self._sealed: list[tuple[int, int]] = []  # (start, end) of segments 1, 2, ... sealed
 
     def warn_once(self, message: str) -> None:
         """Say it, unless it was said already."""
@@ -76,7 +79,7 @@ class Mirror:
             self._fs.makedirs(self.sync_dir)
         except OSError as exc:
             raise SyncError(f"cannot create the sync folder {self.sync_dir} ({why(exc)}); "
-                            f"{REMOUNT_HINT}") from None
+                            f"{folder_hint(exc)}") from None
 
     def pull(self, known: Coverage, *, when_due: bool = False) -> list[Entry]:
         """What the folder's copies hold that a journal with coverage `known` lacks, in
@@ -85,7 +88,24 @@ class Mirror:
         if when_due and self._last_pull is not None and now - self._last_pull < PULL_GAP:
             return []
         self._last_pull = now
-        return extend(known, self.copies.candidates(skip_session=self.session))
+        candidates = self.copies.candidates(skip_session=self.session)
+        fresh = extend(known, candidates)
+        # A file whose events wait behind a gap (segment 3 before segment 2, a lost line)
+        # is read again next time, when what fills the gap may be there: it may never change.
+        self.copies.forget(left_out(known, candidates, fresh))
+        newer = [entry for entry in fresh if isinstance(entry.event, UnknownEvent)]
+        if newer:
+            # Merged, it would make the journal one this journalq must not write to, and
+            # whatever it means (a newer journalq's decision) would be ignored meanwhile.
+            self.copies.forget({entry.source for entry in newer})
+            event = newer[0].event
+            assert isinstance(event, UnknownEvent)
+            raise SyncError(f"{newer[0].source} holds events this journalq does not know "
+                            f"({event.type} (format v{event.v})): a newer journalq wrote it; "
+                            "nothing was merged. Upgrade journalq here (every runtime of a "
+                            "queue needs the same version), or move that copy out of the "
+                            "sync folder")
+        return fresh
 
     def push(self, journal: str, size: int, *, boundary: bool = False,
              final: bool = False) -> None:
@@ -126,23 +146,36 @@ class Mirror:
 
     def _write(self, journal: str, size: int) -> None:
         """Rewrite the current segment with the journal's bytes from its start to `size`;
-        seal it (the next push starts a new one) once it holds SEGMENT_BYTES."""
-        name = segment_name(self.queue, self.session, self._part)
+        seal it (the next push starts a new one) once it holds SEGMENT_BYTES. A sealed
+        segment that left the folder (deleted by hand or by Drive) is written again first:
+        without segment 1, no reader can tell whose copy the others are, and the session's
+        every event would be invisible to the other runtimes."""
+        if self._sealed:
+            present = set(self._fs.listdir(self.sync_dir))
+            for part, (start, end) in enumerate(self._sealed, start=1):
+                if segment_name(self.queue, self.session, part) not in present:
+                    self._write_part(journal, part, start, end)
+        self._write_part(journal, self._part, self._part_start, size)
+        self._fs.fsync_dir(self.sync_dir)
+        self._written = size
+        if size - self._part_start >= SEGMENT_BYTES:
+            self._sealed.append((self._part_start, size))
+            self._part += 1
+            self._part_start = size
+
+    def _write_part(self, journal: str, part: int, start: int, end: int) -> None:
+        """Replace segment `part` with the journal's bytes from `start` to `end`, whole."""
+        name = segment_name(self.queue, self.session, part)
         target = posixpath.join(self.sync_dir, name)
         temp = posixpath.join(self.sync_dir, f".{name}.tmp-{os.getpid()}")
         try:
             # Copied by the kernel: a push never reads the journal again in this process.
-            self._fs.copy_file(journal, self._part_start, size, temp)
+            self._fs.copy_file(journal, start, end, temp)
             self._fs.replace(temp, target)
         except OSError:
             with contextlib.suppress(OSError):
                 self._fs.remove(temp)  # a half-written temp file would only clutter
             raise
-        self._fs.fsync_dir(self.sync_dir)
-        self._written = size
-        if size - self._part_start >= SEGMENT_BYTES:
-            self._part += 1
-            self._part_start = size
 
     def compact(self, queue: Queue) -> int:
         """Delete copies made redundant: the segments of an ended session whose every event
@@ -165,7 +198,9 @@ class Mirror:
             if not any(_supersedes(other, wider, owner, cover)
                        for other, wider in held.items()):
                 continue
-            for segment in self.copies.segments().get(owner, []):
+            # Only the files read: a newer version, or a segment that arrived since, may
+            # hold what the covering copy does not.
+            for segment in self.copies.as_read(owner) or []:
                 with contextlib.suppress(OSError):
                     self._fs.remove(posixpath.join(self.sync_dir, segment.name))
                     removed += 1

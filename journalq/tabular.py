@@ -4,7 +4,8 @@ JSON Lines, what `cut -f`, `sort`, `jq` and pandas read.
 TSV cells never hold a raw tab or newline: they are escaped as `\\t` and `\\n` (and a
 backslash as `\\\\`, so the escapes read back unambiguously: the "linear TSV" convention),
 and every row has every column. CSV is the `csv` module's (quoted where needed). JSON Lines
-has one object per row, every column a key, `null` for what is unknown.
+has one object per row, every column a key, `null` for what is unknown (and for NaN and
+infinities, which JSON has no numbers for).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from journalq.state import Job
@@ -75,8 +77,8 @@ def table(fmt: str, columns: Sequence[str], rows: Iterable[Mapping[str, object]]
     """Rows (dicts; a missing key is an empty cell) as `fmt` (tsv, csv or jsonl) text."""
     if fmt == "jsonl":
         for row in rows:
-            yield json.dumps({column: row.get(column) for column in columns},
-                             ensure_ascii=False) + "\n"
+            yield json.dumps({column: _json_value(row.get(column)) for column in columns},
+                             ensure_ascii=False, allow_nan=False) + "\n"
         return
     cells = ([row.get(column) for column in columns] for row in rows)
     if fmt == "tsv":
@@ -89,6 +91,18 @@ def table(fmt: str, columns: Sequence[str], rows: Iterable[Mapping[str, object]]
     for values in cells:
         writer.writerow([_text(value) for value in values])
         yield _taken(buffer)
+
+
+def _json_value(value: object) -> object:
+    """`value` with NaN and infinities as null: Python's `json` reads and writes them, but
+    they are not JSON, and jq, JavaScript and most JSON Lines readers refuse the line."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list):
+        return [_json_value(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _json_value(item) for key, item in value.items()}
+    return value
 
 
 def _taken(buffer: io.StringIO) -> str:

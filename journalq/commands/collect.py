@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import os
 import posixpath
+import stat
 from collections.abc import Iterable
 from typing import Any
 
 from journalq import axes, tabular
-from journalq.errors import EXIT_OK, ConfigError, UsageError
+from journalq.errors import EXIT_OK, ConfigError, JournalError, UsageError
 from journalq.opened import Opened
 from journalq.reading import read_with_copies
 from journalq.render import safe
@@ -33,6 +34,9 @@ def collect(opened: Opened, *, file: str | None = None, fmt: str | None = None,
     `out`'s extension, else tsv)."""
     if file is not None:
         _check_name(file)
+    if fmt is None and out is not None and posixpath.splitext(out)[1] and not format_of(out):
+        raise UsageError(f"--out {out}: cannot tell a format by its extension; name a .tsv, "
+                         ".csv or .jsonl file, or pass --format")
     fmt = fmt or (format_of(out) if out else None) or "tsv"
     if fmt not in tabular.FORMATS:
         raise UsageError(f"--format {fmt!r}: use one of {', '.join(tabular.FORMATS)}")
@@ -127,7 +131,31 @@ def _say_missing(opened: Opened, jobs: list[Job], file: str | None,
 
 def _write_atomically(path: str, lines: Iterable[str]) -> None:
     """Write the file beside itself and rename it into place: a reader (or a crash) never
-    sees half a table."""
+    sees half a table. A symlink is written through (the link stays, its target gets the
+    table), and what is not a file (`/dev/stdout`, a FIFO) is written to as it is: a rename
+    would put a regular file in its place."""
+    real = os.path.realpath(path)
+    try:
+        mode = os.stat(real).st_mode
+    except FileNotFoundError:
+        mode = stat.S_IFREG
+    except OSError as exc:
+        raise JournalError(f"cannot write {path} ({exc.strerror}); check --out") from None
+    if stat.S_ISDIR(mode):
+        raise UsageError(f"--out {path} is a folder; name a file in it, like "
+                         f"{posixpath.join(path, 'results.tsv')}")
+    try:
+        if not stat.S_ISREG(mode):
+            with open(real, "w", encoding="utf-8", newline="") as handle:
+                handle.writelines(lines)
+            return
+        _replace(real, lines)
+    except OSError as exc:
+        raise JournalError(f"cannot write {path} ({exc.strerror}); check that its folder "
+                           "exists and is writable, and the free space") from None
+
+
+def _replace(path: str, lines: Iterable[str]) -> None:
     folder = posixpath.dirname(path) or "."
     temp = posixpath.join(folder, f".{posixpath.basename(path)}.tmp-{os.getpid()}")
     try:

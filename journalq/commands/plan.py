@@ -34,29 +34,42 @@ def dry_run(opened: Opened, *, command: str, resume: bool = False,
                if job in known and known[job].spec.sha256 != spec.sha256]
     out(f"{opened.path}: queue {cfg.queue}" + ("" if queue is not None else " (new journal)"))
     out(f"would add {len(added)} job(s)" + (f": {_names(added)}" if added else ""))
+    order = [*known, *added]
+    # As the real run: only the selected jobs' specs and orphans can stop it.
+    chosen = set(selected(order, selection))
+    stops = False
     if drifted:
-        undone = [job for job in drifted
-                  if known[job].status not in (Status.DONE, Status.CANCELLED)]
+        undone = [job for job in drifted if job in chosen
+                  and known[job].status not in (Status.DONE, Status.CANCELLED)]
         if command == "init" or trust == "config":
             out(f"would record the config's new spec of {len(drifted)} job(s): "
                 f"{_names(drifted)}")
         elif undone and trust != "journal":
             out(f"would stop (exit 6): the journal records other specs for {_names(undone)}; "
                 "`journalq init` or --trust decides")
+            stops = True
     if command != "run":
         out("(dry run: nothing written)")
         return EXIT_OK
-    if queue is not None:
+    if queue is not None and not stops:
         seen = observe(queue, opened.clock.utc_now(), opened.stale_seconds(stale_seconds),
                        force)
         orphans, alive = policy.classify_running(queue, seen)
+        orphans = [orphan for orphan in orphans if orphan.job.id in chosen]
         for event in policy.recover(orphans, seen.cards):
-            how = "would recover" if resume or event.reason == "forced" else "needs --resume:"
+            decided = resume or event.reason == "forced"
+            stops = stops or not decided
+            how = "would recover" if decided else "needs --resume:"
             out(render.safe(f"{how} {event.job} attempt {event.attempt}: {event.reason} -> "
                             f"{event.to}"))
+        if stops:
+            out("would stop (exit 6): jobs were left running by a runner that is gone; "
+                "add --resume")
         for runner in alive:
             out(render.safe(f"{runner.job.id} is running on {runner.host}; left alone"))
-    order = [*known, *added]
+    if stops:
+        out("would run nothing\n(dry run: nothing written)")
+        return EXIT_OK
     pending = [job for job in selected(order, selection)
                if job in cfg.jobs and (job not in known or known[job].status is Status.PENDING)]
     where = (f" in {len(slots)} slots" if len(slots) > 1 else "") + (
