@@ -82,6 +82,10 @@ class Interrupts:
             self.poll_seconds = 0.2
             return self
         for signum in _STOP_SIGNALS:
+            # A signal ignored when we started was ignored on purpose: `nohup journalq run`
+            # must survive the terminal closing, and a shell's background job Ctrl-C.
+            if signal.getsignal(signum) == signal.SIG_IGN:
+                continue
             self._previous[signum] = signal.signal(signum, self._handle)
         self._previous[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, lambda *_: None)
         self._previous_wakeup = signal.set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)

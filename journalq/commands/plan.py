@@ -8,7 +8,7 @@ import shlex
 from collections.abc import Sequence
 
 from journalq import policy, render
-from journalq.errors import EXIT_OK
+from journalq.errors import EXIT_OK, UsageError
 from journalq.opened import Opened
 from journalq.reading import read_with_copies
 from journalq.recovery import observe
@@ -29,6 +29,11 @@ def dry_run(opened: Opened, *, command: str, resume: bool = False,
     out = opened.console.out
     queue = read_with_copies(opened) if opened.fs.exists(opened.path) or opened.sync else None
     known = queue.jobs if queue is not None else {}
+    # The real run refuses an unknown id (exit 2) before anything else: so does its plan,
+    # rather than plan to run nothing and exit 0.
+    unknown = [job for job in selection.jobs or () if job not in known and job not in cfg.jobs]
+    if unknown:
+        raise UsageError(f"no such job: {', '.join(unknown)}; `journalq status` lists the ids")
     added = [job for job in cfg.jobs if job not in known]
     drifted = [job for job, spec in cfg.jobs.items()
                if job in known and known[job].spec.sha256 != spec.sha256]

@@ -58,7 +58,7 @@ def run(opened: Opened, *, resume: bool = False, stale_seconds: float | None = N
                 declared_dead=frozenset(session.queue().sessions) if force else frozenset(),
             )
             batch = Batch(cfg, session, console, plan, interrupts=interrupts,
-                          clock=opened.clock, revision=gitinfo.revision_of,
+                          clock=opened.clock, revision=gitinfo.Revisions(),
                           echo=echo)
             Scheduler(run_slots, batch, interrupts, opened.clock.monotonic).run()
             return batch.finish()

@@ -1,0 +1,221 @@
+"""Defects a hostile tester found in running jobs (round 2), each with real processes: the
+commit a notebook's later run records, a git that cannot say whether the tree is dirty, a
+dry run of an unknown job, the API's message for a halted run, `nohup journalq run`, and
+more below. Each test failed before its fix."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from conftest import events, journalq, write
+
+
+def git(folder: Path, *args: str) -> str:
+    """Run git in `folder` (a throwaway repository with its own identity)."""
+    return subprocess.run(
+        ["git", "-c", "user.email=t@example.com", "-c", "user.name=t", *args], cwd=folder,
+        check=True, capture_output=True, text=True).stdout
+
+
+def repo(folder: Path, config: str) -> Path:
+    """A git work tree with `config` as q.yaml committed (runtime_state ignored)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    git(folder, "init", "-q")
+    write(folder / ".gitignore", "runtime_state/\n*.py\n")
+    write(folder / "q.yaml", textwrap.dedent(config))
+    git(folder, "add", ".")
+    git(folder, "commit", "-qm", "one")
+    return folder
+
+
+def python(folder: Path, code: str, env: dict[str, str] | None = None,
+           timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run a Python program (a notebook's cells, say) in `folder` as its own process."""
+    script = write(folder / "cells.py", textwrap.dedent(code))
+    return subprocess.run([sys.executable, str(script)], cwd=folder, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def started(journal: Path) -> dict[str, dict[str, object]]:
+    """Each job's last `job_started` event."""
+    return {str(e["job"]): e for e in events(journal) if e["type"] == "job_started"}
+
+
+TWO_JOBS = """\
+    queue: q
+    jobs:
+      - id: a
+        command: [sh, -c, "echo a"]
+      - id: b
+        command: [sh, -c, "echo b"]
+    """
+
+
+def test_a_notebooks_second_run_records_the_commit_it_ran(tmp_path: Path) -> None:
+    """`journalq.run` twice in one kernel with a commit in between (a cell that `git pull`s):
+    the second run's job records the new HEAD, not the first run's (it was cached for the
+    life of the process, so every later result claimed the old code)."""
+    folder = repo(tmp_path / "proj", TWO_JOBS)
+
+    done = python(folder, """
+        import subprocess, journalq
+        journalq.run("q.yaml", jobs=["a"], quiet=True)
+        subprocess.run("echo x > f && git add -f f && git -c user.email=t@e -c user.name=t "
+                       "commit -qm two", shell=True, check=True)
+        journalq.run("q.yaml", jobs=["b"], quiet=True)
+        print(journalq.status(state="runtime_state/q.jsonl")["jobs"][0]["id"])
+    """)
+
+    assert 0 == done.returncode, done.stderr
+    head = git(folder, "rev-parse", "HEAD").strip()
+    first = git(folder, "rev-parse", "HEAD~1").strip()
+    jobs = started(folder / "runtime_state" / "q.jsonl")
+    assert (first, head) == (jobs["a"]["commit"], jobs["b"]["commit"])
+
+
+def test_a_run_after_cd_records_the_other_trees_commit(tmp_path: Path) -> None:
+    """A kernel that `%cd`s from one project to another: each run records its own tree's
+    commit (the cache was keyed by the relative folder "." and answered for the first)."""
+    one = repo(tmp_path / "one", TWO_JOBS)
+    other = repo(tmp_path / "other", TWO_JOBS.replace("queue: q", "queue: r"))
+    git(other, "commit", "-q", "--allow-empty", "-m", "two")
+
+    done = python(one, f"""
+        import os, journalq
+        journalq.run("q.yaml", quiet=True)
+        os.chdir({str(other)!r})
+        journalq.run("q.yaml", quiet=True)
+    """)
+
+    assert 0 == done.returncode, done.stderr
+    assert git(one, "rev-parse", "HEAD").strip() == started(
+        one / "runtime_state" / "q.jsonl")["a"]["commit"]
+    assert git(other, "rev-parse", "HEAD").strip() == started(
+        other / "runtime_state" / "r.jsonl")["a"]["commit"]
+
+
+def test_a_git_status_that_fails_records_dirty_as_unknown(tmp_path: Path) -> None:
+    """HEAD resolves but `git status` fails (here a damaged index; a huge tree on a slow
+    disk times out the same way): the tree's state is unknown, and neither the journal nor
+    the run card may call it clean."""
+    folder = repo(tmp_path / "proj", TWO_JOBS)
+    write(folder / "untracked.txt", "changes nobody committed\n")
+    (folder / ".git" / "index").write_bytes(b"DIRC\x00\x00\x00\x02garbage")
+    assert subprocess.run(["git", "status", "--porcelain"], cwd=folder,
+                          capture_output=True).returncode != 0
+
+    done = journalq("run", "--config", "q.yaml", "--quiet", cwd=folder)
+
+    assert 0 == done.returncode, done.stderr
+    job = started(folder / "runtime_state" / "q.jsonl")["a"]
+    assert job["commit"] == git(folder, "rev-parse", "HEAD").strip()
+    assert job.get("dirty") is None
+    card = (folder / "runtime_state" / "outputs" / "q" / "a" / "journalq-run.toml").read_text()
+    assert "dirty = false" not in card
+
+
+def test_dry_run_of_an_unknown_job_is_a_usage_error(tmp_path: Path) -> None:
+    """`run --dry-run nosuch` planned to run 0 jobs and exited 0, while the real run refuses
+    the id (exit 2): a plan must say where the command would stop."""
+    write(tmp_path / "q.yaml", textwrap.dedent(TWO_JOBS))
+
+    dry = journalq("run", "--config", "q.yaml", "--dry-run", "a", "nosuch", cwd=tmp_path)
+    real = journalq("run", "--config", "q.yaml", "nosuch", cwd=tmp_path)
+
+    assert (2, 2) == (dry.returncode, real.returncode), dry.stdout
+    assert "no such job: nosuch" in dry.stderr
+
+
+def test_the_api_says_a_run_halted_rather_than_that_0_jobs_failed(tmp_path: Path) -> None:
+    """`journalq.run(..., halt=1)` with a failure that has attempts left: the Error said
+    "run: 0 job(s) failed ()" ; it names the halt and the job."""
+    write(tmp_path / "q.yaml", textwrap.dedent("""\
+        queue: q
+        defaults: {max_attempts: 2}
+        jobs:
+          - id: flaky
+            command: [sh, -c, "exit 3"]
+          - id: b
+            command: [sh, -c, "echo b"]
+        """))
+
+    done = python(tmp_path, """
+        import journalq
+        try:
+            journalq.run("q.yaml", quiet=True, halt=1)
+        except journalq.Error as error:
+            print(error.exit_code, error.message)
+    """)
+
+    assert 0 == done.returncode, done.stderr
+    code, _, message = done.stdout.strip().partition(" ")
+    assert "1" == code
+    assert "0 job(s) failed" not in message
+    assert "halt" in message and "flaky" in message
+
+
+NOHUP_QUEUE = """\
+    queue: q
+    heartbeat_seconds: 0.5
+    grace_seconds: 1
+    jobs:
+      - id: slow
+        command: [sh, -c, "sleep 1.5; echo slept"]
+      - id: next
+        command: [sh, -c, "echo next"]
+    """
+
+
+def _ignoring(signum: int) -> None:
+    signal.signal(signum, signal.SIG_IGN)
+
+
+def test_nohup_run_survives_a_hangup(tmp_path: Path) -> None:
+    """`nohup journalq run ... &` then closing the terminal: nohup ignores SIGHUP so that the
+    batch goes on, but the runner put its own handler over it and stopped the batch (129).
+    A stop signal ignored when journalq starts stays ignored."""
+    write(tmp_path / "q.yaml", textwrap.dedent(NOHUP_QUEUE))
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "journalq", "run", "--config", "q.yaml", "--quiet"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: _ignoring(signal.SIGHUP))
+    journal = tmp_path / "runtime_state" / "q.jsonl"
+    deadline = time.monotonic() + 10
+    while "slow" not in (journal.read_text() if journal.exists() else ""):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+    runner.send_signal(signal.SIGHUP)
+    _, err = runner.communicate(timeout=30)
+
+    assert 0 == runner.returncode, err
+    assert [] == [e for e in events(journal) if e["type"] == "job_interrupted"]
+    assert ["done", "done"] == [j["status"] for j in json.loads(journalq(
+        "status", "--state", str(journal), "--json").stdout)["jobs"]]
+
+
+def test_a_background_run_ignores_ctrl_c(tmp_path: Path) -> None:
+    """A shell script's background job (`journalq run ... &`) has SIGINT ignored, so a
+    Ctrl-C meant for the foreground command does not stop it."""
+    write(tmp_path / "q.yaml", textwrap.dedent(NOHUP_QUEUE))
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "journalq", "run", "--config", "q.yaml", "--quiet"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: _ignoring(signal.SIGINT))
+    journal = tmp_path / "runtime_state" / "q.jsonl"
+    deadline = time.monotonic() + 10
+    while "slow" not in (journal.read_text() if journal.exists() else ""):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+    runner.send_signal(signal.SIGINT)
+    _, err = runner.communicate(timeout=30)
+
+    assert 0 == runner.returncode, err
