@@ -87,7 +87,9 @@ class Running:
         except OSError as exc:
             os.close(read_fd)
             os.close(write_fd)
-            self.output(f"journalq: cannot start {shlex.join(argv)}: "
+            # Popen names what failed: the program, or the folder it was to run in.
+            where = f"its cwd {cwd}: " if exc.filename == cwd else ""
+            self.output(f"journalq: cannot start {shlex.join(argv)}: {where}"
                         f"{exc.strerror or exc}\n".encode())
             return Exit(return_code=127, signal=None, reason="exit",
                         duration=time.monotonic() - self.started)

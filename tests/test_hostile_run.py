@@ -219,3 +219,22 @@ def test_a_background_run_ignores_ctrl_c(tmp_path: Path) -> None:
     _, err = runner.communicate(timeout=30)
 
     assert 0 == runner.returncode, err
+
+
+def test_a_missing_cwd_is_named_not_the_program(tmp_path: Path) -> None:
+    """A job whose `cwd:` does not exist said "cannot start sh -c ...: No such file or
+    directory", as if `sh` were missing; the message names the folder."""
+    write(tmp_path / "q.yaml", textwrap.dedent("""\
+        queue: q
+        jobs:
+          - id: a
+            command: [sh, -c, "echo hi"]
+            cwd: /nonexistent/journalq-dir
+        """))
+
+    done = journalq("run", "--config", "q.yaml", cwd=tmp_path)
+
+    assert 1 == done.returncode, done.stderr
+    log = (tmp_path / "runtime_state" / "logs" / "q" / "a" / "attempt-1.log").read_text()
+    assert "its cwd /nonexistent/journalq-dir: No such file or directory" in log
+    assert "its cwd /nonexistent/journalq-dir" in done.stdout
