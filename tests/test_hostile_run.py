@@ -238,3 +238,24 @@ def test_a_missing_cwd_is_named_not_the_program(tmp_path: Path) -> None:
     log = (tmp_path / "runtime_state" / "logs" / "q" / "a" / "attempt-1.log").read_text()
     assert "its cwd /nonexistent/journalq-dir: No such file or directory" in log
     assert "its cwd /nonexistent/journalq-dir" in done.stdout
+
+
+def test_an_only_glob_that_matches_nothing_is_refused(tmp_path: Path) -> None:
+    """`run --only 'tyop*'` ran nothing and exited 0 (every selected job "done"), so a
+    notebook or script sailed on; `wait` already refuses such a glob. So do `run` and its
+    dry run (exit 2, naming the glob); a glob that matches runs as before."""
+    write(tmp_path / "q.yaml", textwrap.dedent(TWO_JOBS))
+
+    typo = journalq("run", "--config", "q.yaml", "--only", "tyop*", cwd=tmp_path)
+    dry = journalq("run", "--config", "q.yaml", "--only", "tyop*", "--dry-run", cwd=tmp_path)
+    fine = journalq("run", "--config", "q.yaml", "--only", "a*", "--only", "zz*",
+                    cwd=tmp_path)
+
+    assert (2, 2) == (typo.returncode, dry.returncode), typo.stderr
+    assert "--only 'tyop*' matches no job" in typo.stderr
+    assert "--only 'tyop*' matches no job" in dry.stderr
+    assert 2 == fine.returncode and "'zz*'" in fine.stderr
+    assert [] == [e for e in events(tmp_path / "runtime_state" / "q.jsonl")
+                  if e["type"] == "job_started"]
+    again = journalq("run", "--config", "q.yaml", "--only", "a*", cwd=tmp_path)
+    assert 0 == again.returncode, again.stderr

@@ -4,6 +4,7 @@ lock, no copy, no out_dir."""
 
 from __future__ import annotations
 
+import fnmatch
 import shlex
 from collections.abc import Sequence
 
@@ -34,6 +35,12 @@ def dry_run(opened: Opened, *, command: str, resume: bool = False,
     unknown = [job for job in selection.jobs or () if job not in known and job not in cfg.jobs]
     if unknown:
         raise UsageError(f"no such job: {', '.join(unknown)}; `journalq status` lists the ids")
+    ids = [*known, *cfg.jobs]
+    stray = [glob for glob in selection.only or ()
+             if not any(fnmatch.fnmatchcase(job, glob) for job in ids)]
+    if stray:
+        raise UsageError(f"--only {stray[0]!r} matches no job of {opened.path}; "
+                         "`journalq status` lists the ids")
     added = [job for job in cfg.jobs if job not in known]
     drifted = [job for job, spec in cfg.jobs.items()
                if job in known and known[job].spec.sha256 != spec.sha256]

@@ -4,6 +4,7 @@ the operator stops us."""
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from collections.abc import Sequence
 
@@ -116,6 +117,13 @@ def _prepare(opened: Opened, session: Session, cfg: Config, selection: Selection
     unknown = [job for job in selection.jobs or () if job not in queue.jobs]
     if unknown:
         raise UsageError(f"no such job: {', '.join(unknown)}; `journalq status` lists the ids")
+    # A glob that matches no job at all is a typo (as `wait` says too): running nothing and
+    # exiting 0, "every selected job done", would let a notebook or a script sail on.
+    stray = [glob for glob in selection.only or ()
+             if not any(fnmatch.fnmatchcase(job, glob) for job in queue.jobs)]
+    if stray:
+        raise UsageError(f"--only {stray[0]!r} matches no job of {session.path}; "
+                         "`journalq status` lists the ids")
     # Only the selected jobs' specs matter to this run: another shard's are its own business.
     chosen = set(selected(list(queue.jobs), selection))
     _settle_drift(opened, session, [d for d in drifted if d.job.id in chosen], trust)
