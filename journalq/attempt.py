@@ -84,13 +84,18 @@ class Running:
                 argv, stdin=subprocess.DEVNULL, stdout=write_fd, stderr=subprocess.STDOUT,
                 cwd=cwd, env=dict(env), process_group=0, close_fds=True,
             )
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
+            # ValueError: a NUL byte in an argument or the environment (an edited journal,
+            # a YAML "\0"). Either way the attempt is recorded as one that could not start,
+            # never left `running` for --resume to charge.
             os.close(read_fd)
             os.close(write_fd)
             # Popen names what failed: the program, or the folder it was to run in.
-            where = f"its cwd {cwd}: " if exc.filename == cwd else ""
-            self.output(f"journalq: cannot start {shlex.join(argv)}: {where}"
-                        f"{exc.strerror or exc}\n".encode())
+            where = f"its cwd {cwd}: " if getattr(exc, "filename", None) == cwd else ""
+            why = (f"{exc} in its command or environment" if isinstance(exc, ValueError)
+                   else exc.strerror or str(exc))
+            command = shlex.join(argv).replace("\0", "\\0")
+            self.output(f"journalq: cannot start {command}: {where}{why}\n".encode())
             return Exit(return_code=127, signal=None, reason="exit",
                         duration=time.monotonic() - self.started)
         os.close(write_fd)

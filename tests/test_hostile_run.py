@@ -259,3 +259,31 @@ def test_an_only_glob_that_matches_nothing_is_refused(tmp_path: Path) -> None:
                   if e["type"] == "job_started"]
     again = journalq("run", "--config", "q.yaml", "--only", "a*", cwd=tmp_path)
     assert 0 == again.returncode, again.stderr
+
+
+def test_a_nul_byte_in_a_jobs_env_fails_that_job_not_the_runner(tmp_path: Path) -> None:
+    """A NUL in a job's env or argv (YAML's "\\0") made Popen raise ValueError: exit 70
+    ("internal error"), the job left `running`, so the next run asked for --resume and
+    charged the attempt. It is a job that could not start (127), and the batch goes on."""
+    write(tmp_path / "q.yaml", textwrap.dedent("""\
+        queue: q
+        jobs:
+          - id: env
+            command: [sh, -c, "echo a"]
+            env: {X: "a\\0b"}
+          - id: argv
+            command: [echo, "x\\0y"]
+          - id: fine
+            command: [sh, -c, "echo fine"]
+        """))
+
+    done = journalq("run", "--config", "q.yaml", cwd=tmp_path)
+
+    assert 1 == done.returncode, done.stderr
+    assert "internal error" not in done.stderr
+    journal = tmp_path / "runtime_state" / "q.jsonl"
+    finished = {e["job"]: (e["outcome"], e["return_code"]) for e in events(journal)
+                if e["type"] == "job_finished"}
+    assert {"env": ("failed", 127), "argv": ("failed", 127), "fine": ("done", 0)} == finished
+    log = (tmp_path / "runtime_state" / "logs" / "q" / "env" / "attempt-1.log").read_text()
+    assert "embedded null byte in its command or environment" in log
