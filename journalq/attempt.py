@@ -53,6 +53,7 @@ class Running:
         self._echo = echo
         self._warn = warn
         self._log_failed = False
+        self._line_open = False  # the log's last byte is not a newline (a progress bar)
         self.child: subprocess.Popen[bytes] | None = None
         self.read_fd = -1
         self.started = time.monotonic()
@@ -112,7 +113,14 @@ class Running:
         if self._echo is not None:
             self._echo(data)
 
+    def line_break(self) -> str:
+        """What journalq's own line in the log must start with: a newline after output
+        that did not end one, so that `# exit:` is never glued to a progress bar."""
+        return "\n" if self._line_open else ""
+
     def _log(self, data: bytes) -> None:
+        if data:
+            self._line_open = not data.endswith(b"\n")
         view = memoryview(data)
         while view and not self._log_failed:
             try:
@@ -186,8 +194,8 @@ class Running:
         if self.tag:
             killed = reaper.kill_leftovers(self.tag, leaders - {self.pid})
             if killed:
-                self._log(f"# journalq: killed {len(killed)} process(es) the job left "
-                          f"behind outside its process group: "
+                self._log(f"{self.line_break()}# journalq: killed {len(killed)} process(es) "
+                          f"the job left behind outside its process group: "
                           f"{' '.join(map(str, killed))}\n".encode())
         os.close(self.read_fd)
         elapsed = time.monotonic() - self.started

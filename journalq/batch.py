@@ -158,7 +158,7 @@ class Batch:
         stopped it, `job_interrupted`, which charges nothing)."""
         self._live.pop((running.job, running.number), None)
         log_fd = self._logs.pop((running.job, running.number), running.log_fd)
-        log_text(log_fd, f"# exit: {_exit_text(result)} after "
+        log_text(log_fd, f"{running.line_break()}# exit: {_exit_text(result)} after "
                          f"{render.duration(result.duration)}\n")
         os.close(log_fd)
         if self.echo:
@@ -225,8 +225,8 @@ class Batch:
         self.session.note_stopped(running.job, running.number)
         log_fd = self._logs.pop((running.job, running.number), None)
         if log_fd is not None:
-            log_text(log_fd, "# journalq: stopped: the journal could not record this "
-                             "attempt any more\n")
+            log_text(log_fd, f"{running.line_break()}# journalq: stopped: the journal could "
+                             "not record this attempt any more\n")
             os.close(log_fd)
 
     # ---- timers outside the attempts ----------------------------------------------------

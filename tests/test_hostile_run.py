@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -287,3 +288,21 @@ def test_a_nul_byte_in_a_jobs_env_fails_that_job_not_the_runner(tmp_path: Path) 
     assert {"env": ("failed", 127), "argv": ("failed", 127), "fine": ("done", 0)} == finished
     log = (tmp_path / "runtime_state" / "logs" / "q" / "env" / "attempt-1.log").read_text()
     assert "embedded null byte in its command or environment" in log
+
+
+def test_the_logs_exit_trailer_is_a_line_of_its_own(tmp_path: Path) -> None:
+    """A job whose last output has no newline (a progress bar, `printf`) got its log's
+    trailer glued on: `progress 50%# exit: rc=0 ...`; `grep '^# exit'` missed it."""
+    write(tmp_path / "q.yaml", textwrap.dedent("""\
+        queue: q
+        jobs:
+          - id: bar
+            command: [sh, -c, "printf 'progress 50%%\\rprogress 100%%'"]
+        """))
+
+    done = journalq("run", "--config", "q.yaml", "--quiet", cwd=tmp_path)
+
+    assert 0 == done.returncode, done.stderr
+    log = (tmp_path / "runtime_state" / "logs" / "q" / "bar" / "attempt-1.log").read_bytes()
+    assert re.search(rb"progress 50%\rprogress 100%\n# exit: rc=0 \(exit\) after \S+\n\Z",
+                     log), log
