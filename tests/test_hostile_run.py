@@ -306,3 +306,39 @@ def test_the_logs_exit_trailer_is_a_line_of_its_own(tmp_path: Path) -> None:
     log = (tmp_path / "runtime_state" / "logs" / "q" / "bar" / "attempt-1.log").read_bytes()
     assert re.search(rb"progress 50%\rprogress 100%\n# exit: rc=0 \(exit\) after \S+\n\Z",
                      log), log
+
+
+def test_the_api_from_a_thread_refuses_when_sigchld_is_ignored(tmp_path: Path) -> None:
+    """A process that ignores SIGCHLD (inherited through exec, or set by a host program)
+    lets the kernel reap every child: `journalq.run` from a worker thread, which cannot set
+    a handler over it, recorded a job that exited 3 as done with rc=0. It refuses (exit 2)
+    before writing anything; from the main thread it runs, and records the real status."""
+    write(tmp_path / "q.yaml", textwrap.dedent("""\
+        queue: q
+        jobs:
+          - id: three
+            command: [sh, -c, "sleep 0.3; exit 3"]
+        """))
+
+    done = python(tmp_path, """
+        import signal, threading, journalq
+        signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+        def go():
+            try:
+                journalq.run("q.yaml", quiet=True)
+            except journalq.Error as error:
+                print("thread", error.exit_code)
+        worker = threading.Thread(target=go)
+        worker.start()
+        worker.join()
+        try:
+            journalq.run("q.yaml", quiet=True)
+        except journalq.Error as error:
+            print("main", error.exit_code)
+    """)
+
+    assert 0 == done.returncode, done.stderr
+    assert ["thread 2", "main 1"] == done.stdout.splitlines(), done.stdout
+    finished = [(e["return_code"], e["outcome"]) for e in events(
+        tmp_path / "runtime_state" / "q.jsonl") if e["type"] == "job_finished"]
+    assert [(3, "failed")] == finished
