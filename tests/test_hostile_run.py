@@ -342,3 +342,34 @@ def test_the_api_from_a_thread_refuses_when_sigchld_is_ignored(tmp_path: Path) -
     finished = [(e["return_code"], e["outcome"]) for e in events(
         tmp_path / "runtime_state" / "q.jsonl") if e["type"] == "job_finished"]
     assert [(3, "failed")] == finished
+
+
+def test_a_dry_run_says_where_the_real_run_would_stop(tmp_path: Path) -> None:
+    """The dry run planned "would run 1 job(s)" (exit 0) where the real run stops at once:
+    a runner killed mid-job (exit 6 without --resume) or a journal a newer journalq wrote
+    (exit 4). It says "would stop" and plans no job; with --resume it plans the recovery."""
+    write(tmp_path / "q.yaml", textwrap.dedent(TWO_JOBS))
+    killed = journalq("run", "--config", "q.yaml", "--quiet", cwd=tmp_path,
+                      env={"JOURNALQ_FAILPOINT": "before-spawn@a"})
+    assert -signal.SIGKILL == killed.returncode
+
+    dry = journalq("run", "--config", "q.yaml", "--dry-run", cwd=tmp_path)
+    resume = journalq("run", "--config", "q.yaml", "--dry-run", "--resume", cwd=tmp_path)
+    real = journalq("run", "--config", "q.yaml", cwd=tmp_path)
+
+    assert 6 == real.returncode, real.stderr
+    assert "would stop (exit 6)" in dry.stdout and "would run" not in dry.stdout
+    assert "would recover a attempt 1" in resume.stdout and "would run" in resume.stdout
+
+    journal = tmp_path / "runtime_state" / "q.jsonl"
+    last = json.loads(journal.read_text().splitlines()[-1])
+    newer = {**last, "type": "job_teleported", "id": f"{last['session']}:999"}
+    with journal.open("a") as handle:
+        handle.write(json.dumps(newer, separators=(",", ":")) + "\n")
+
+    dry = journalq("run", "--config", "q.yaml", "--dry-run", "--resume", cwd=tmp_path)
+    real = journalq("run", "--config", "q.yaml", "--resume", cwd=tmp_path)
+
+    assert 4 == real.returncode, real.stderr
+    assert 0 == dry.returncode, dry.stderr
+    assert "would stop (exit 4)" in dry.stdout and "would run" not in dry.stdout

@@ -45,7 +45,15 @@ def dry_run(opened: Opened, *, command: str, resume: bool = False,
     drifted = [job for job, spec in cfg.jobs.items()
                if job in known and known[job].spec.sha256 != spec.sha256]
     out(f"{opened.path}: queue {cfg.queue}" + ("" if queue is not None else " (new journal)"))
+    if queue is not None and queue.unknown_types:
+        # Every writer refuses such a journal before it does anything else.
+        out(render.safe(f"would stop (exit 4): the journal holds events this journalq does "
+                        f"not know ({', '.join(sorted(queue.unknown_types))}): a newer "
+                        "journalq wrote it; upgrade journalq"))
+        out("(dry run: nothing written)")
+        return EXIT_OK
     out(f"would add {len(added)} job(s)" + (f": {_names(added)}" if added else ""))
+    stopped = False  # the real command would stop before running anything
     if drifted:
         undone = [job for job in drifted
                   if known[job].status not in (Status.DONE, Status.CANCELLED)]
@@ -55,6 +63,7 @@ def dry_run(opened: Opened, *, command: str, resume: bool = False,
         elif undone and trust != "journal":
             out(f"would stop (exit 6): the journal records other specs for {_names(undone)}; "
                 "`journalq init` or --trust decides")
+            stopped = True
     if command != "run":
         out("(dry run: nothing written)")
         return EXIT_OK
@@ -62,12 +71,21 @@ def dry_run(opened: Opened, *, command: str, resume: bool = False,
         seen = observe(queue, opened.clock.utc_now(), opened.stale_seconds(stale_seconds),
                        force)
         orphans, alive = policy.classify_running(queue, seen)
-        for event in policy.recover(orphans, seen.cards):
-            how = "would recover" if resume or event.reason == "forced" else "needs --resume:"
+        mine = set(selected(list(queue.jobs), selection))  # a run settles only its own
+        decided = ("forced", "requeued", "stopped")
+        for event in policy.recover([o for o in orphans if o.job.id in mine], seen.cards):
+            asks = not resume and event.reason not in decided
+            how = "needs --resume:" if asks else "would recover"
             out(render.safe(f"{how} {event.job} attempt {event.attempt}: {event.reason} -> "
                             f"{event.to}"))
+            if asks and not stopped:
+                out("would stop (exit 6): jobs left running by a dead runner; add --resume")
+                stopped = True
         for runner in alive:
             out(render.safe(f"{runner.job.id} is running on {runner.host}; left alone"))
+    if stopped:
+        out("(dry run: nothing written)")
+        return EXIT_OK
     order = [*known, *added]
     pending = [job for job in selected(order, selection)
                if job in cfg.jobs and (job not in known or known[job].status is Status.PENDING)]
