@@ -60,6 +60,7 @@ class Batch:
         self.chooser = Chooser(session, console, plan, clock)
         self._logs: dict[tuple[str, int], int] = {}
         self._live: dict[tuple[str, int], Running] = {}  # spawned, not yet finished
+        self._carded: set[tuple[str, int]] = set()  # attempts whose run card was written
 
     @property
     def fold(self) -> Fold:
@@ -194,6 +195,7 @@ class Batch:
                 "commit": revision.commit if revision else None,
                 "dirty": revision.dirty if revision else None,
             }, self.session.fs, self.files.card_must_be_durable(out_dir))
+            self._carded.add((job.id, running.number))
         except OSError as exc:
             # The card is only a hint for recovery; the journal is the record. A job that
             # removed its own out_dir, or a full disk, must not cost the attempt's outcome.
@@ -221,8 +223,11 @@ class Batch:
 
     def abandoned(self, running: Running) -> None:
         """The run stopped this attempt because it could not record it (a full disk): the
-        lock file says so, and the next holder settles it without charging it."""
-        self.session.note_stopped(running.job, running.number)
+        lock file says so, and the next holder settles it without charging it. An attempt
+        that ended and whose run card was written is left to the card, which says how it
+        ended (noted as stopped, it would be run again)."""
+        if (running.job, running.number) not in self._carded:
+            self.session.note_stopped(running.job, running.number)
         log_fd = self._logs.pop((running.job, running.number), None)
         if log_fd is not None:
             log_text(log_fd, f"{running.line_break()}# journalq: stopped: the journal could "

@@ -15,6 +15,8 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import events, journalq, write
 
 
@@ -373,3 +375,58 @@ def test_a_dry_run_says_where_the_real_run_would_stop(tmp_path: Path) -> None:
     assert 4 == real.returncode, real.stderr
     assert 0 == dry.returncode, dry.stderr
     assert "would stop (exit 4)" in dry.stdout and "would run" not in dry.stdout
+
+
+def _file_size_limit(limit: int) -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+
+@pytest.mark.parametrize("card", ["lost", "written"])
+def test_an_attempt_whose_finish_cannot_be_journaled_is_not_charged(tmp_path: Path,
+                                                                      card: str) -> None:
+    """The journal fills up (here RLIMIT_FSIZE; a full disk alike) exactly when a job's
+    `job_finished` is appended, and its run card could not be written either (a full disk
+    takes both; here the job removed its out_dir): the run stops (exit 4), and the attempt
+    it could not record was settled `abandoned -> failed` by the next run, charged, a job
+    that had succeeded. An attempt journalq could not record is `stopped`: pending again,
+    uncharged, and run again. With its card written, the card settles it (done, no rerun)."""
+    remove = "[ -e done-once ] || " if card == "lost" else "false && "
+    write(tmp_path / "q.yaml", textwrap.dedent(f"""\
+        queue: q
+        heartbeat_seconds: 3600
+        jobs:
+          - id: a
+            command: 'echo a; {remove}rm -r "$JOURNALQ_OUT_DIR"; touch done-once'
+            shell: true
+        """))
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    (probe / "q.yaml").write_text((tmp_path / "q.yaml").read_text())
+    assert 0 == journalq("run", "--config", "q.yaml", "--quiet", cwd=probe).returncode
+    lines = (probe / "runtime_state" / "q.jsonl").read_bytes().splitlines(keepends=True)
+    upto = sum(len(line) for line in lines[:[json.loads(line)["type"] for line in lines]
+                                             .index("job_finished")])
+    runner = subprocess.run(
+        [sys.executable, "-m", "journalq", "run", "--config", "q.yaml", "--quiet"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        preexec_fn=lambda: _file_size_limit(upto + 40))
+    assert 4 == runner.returncode, runner.stderr
+    journal = tmp_path / "runtime_state" / "q.jsonl"
+    assert "job_finished" not in journal.read_text()
+
+    again = journalq("run", "--config", "q.yaml", "--quiet", "--resume", cwd=tmp_path)
+
+    assert 0 == again.returncode, again.stderr
+    recovered = [(e["job"], e["reason"], e["to"]) for e in events(journal)
+                 if e["type"] == "job_recovered"]
+    state = json.loads(journalq("status", "--state", str(journal), "--json").stdout)
+    charged = [(job["status"], [a["charged"] for a in job["attempts"]])
+               for job in state["jobs"]]
+    if card == "lost":
+        assert [("a", "stopped", "pending")] == recovered
+        assert [("done", [False, True])] == charged
+    else:
+        assert [("a", "card", "done")] == recovered
+        assert [("done", [True])] == charged
