@@ -108,7 +108,8 @@ class Batch:
         assert running is not None
         self.progress.started(running, slot)
         log_text(log_fd, f"# journalq: job {job.id} attempt {number}\n"
-                         f"# command: {render.command_text(job)}\n# cwd: {spec.cwd}\n"
+                         f"# command: {_header_text(render.command_text(job))}\n"
+                         f"# cwd: {_header_text(spec.cwd)}\n"
                          f"# started: {started.ts}\n")
         failpoint("before-spawn", job.id)
         attempt = Running(job=job.id, number=number, slot=slot.index, log_path=log_path,
@@ -286,3 +287,9 @@ def _exit_text(result: Exit) -> str:
     if result.return_code is not None:
         return f"rc={result.return_code} ({result.reason})"
     return f"signal {result.signal} ({result.reason})"
+
+
+def _header_text(text: str) -> str:
+    """A value in the log's header, every line of it marked (a `python -c` script spans
+    lines, which must not read as the job's first output)."""
+    return text.replace("\r", "\\r").replace("\n", "\n#   ")

@@ -430,3 +430,27 @@ def test_an_attempt_whose_finish_cannot_be_journaled_is_not_charged(tmp_path: Pa
     else:
         assert [("a", "card", "done")] == recovered
         assert [("done", [True])] == charged
+
+
+def test_a_multi_line_command_stays_inside_the_logs_header(tmp_path: Path) -> None:
+    """The example's `python -c` script spans lines: its header printed them bare, so the
+    log (and `journalq logs`) began with lines that read as the job's output. Every header
+    line starts with '#'; the job's output follows untouched."""
+    write(tmp_path / "q.yaml", textwrap.dedent("""\
+        queue: q
+        jobs:
+          - id: a
+            command:
+              - python
+              - -c
+              - |
+                print("from the job")
+                x = 1
+        """))
+
+    done = journalq("run", "--config", "q.yaml", "--quiet", cwd=tmp_path)
+
+    assert 0 == done.returncode, done.stderr
+    lines = (tmp_path / "runtime_state" / "logs" / "q" / "a" / "attempt-1.log"
+             ).read_text().splitlines()
+    assert [line for line in lines if not line.startswith("#")] == ["from the job"]
