@@ -454,3 +454,27 @@ def test_a_multi_line_command_stays_inside_the_logs_header(tmp_path: Path) -> No
     lines = (tmp_path / "runtime_state" / "logs" / "q" / "a" / "attempt-1.log"
              ).read_text().splitlines()
     assert [line for line in lines if not line.startswith("#")] == ["from the job"]
+
+
+def test_the_api_checks_slots_and_halt_as_the_command_line_does(tmp_path: Path) -> None:
+    """`journalq.run(..., slots=-1)` made no slot at all: nothing ran and it returned as if
+    every job were done; `slots=2.5` raised a bare TypeError; `halt=0` was taken. Each is
+    refused as `--slots 0` is on the command line (exit 2), before anything is written."""
+    write(tmp_path / "q.yaml", textwrap.dedent(TWO_JOBS))
+
+    done = python(tmp_path, """
+        import journalq
+        for keywords in [dict(slots=-1), dict(slots=0), dict(slots=2.5), dict(halt=0),
+                         dict(slots=True), dict(stale_seconds=-5)]:
+            try:
+                journalq.run("q.yaml", quiet=True, **keywords)
+                print("ran")
+            except journalq.Error as error:
+                print(error.exit_code)
+    """)
+
+    assert 0 == done.returncode, done.stderr
+    assert ["2"] * 6 == done.stdout.split(), done.stdout
+    journal = tmp_path / "runtime_state" / "q.jsonl"
+    assert not journal.exists() or [] == [
+        e for e in events(journal) if e["type"] == "job_started"]

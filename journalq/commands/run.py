@@ -38,6 +38,7 @@ def run(opened: Opened, *, resume: bool = False, stale_seconds: float | None = N
         halt: int | None = None) -> int:
     """Run the selected pending jobs; returns 0 when they are all done, 1 if one failed."""
     cfg = opened.require_config()
+    _check_numbers(slot_count=slot_count, halt=halt, stale_seconds=stale_seconds)
     selection = plan_selection(jobs, only, shard)
     run_slots = plan_slots(cfg, slot_count, gpus)
     stale = opened.stale_seconds(stale_seconds)
@@ -65,6 +66,21 @@ def run(opened: Opened, *, resume: bool = False, stale_seconds: float | None = N
             return batch.finish()
     finally:
         terminal.close()
+
+
+def _check_numbers(*, slot_count: object, halt: object, stale_seconds: object) -> None:
+    """What argparse checks on the command line, checked for `journalq.run(...)` too: there
+    `slots=-1` made no slot at all, so the run ran nothing and returned as if all were done,
+    and `slots=2.5` raised a TypeError."""
+    for flag, value in (("--slots", slot_count), ("--halt", halt)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or not 1 <= value <= 10_000):
+            raise UsageError(f"{flag} {value!r}: expected a whole number above 0")
+    if stale_seconds is not None and (
+            isinstance(stale_seconds, bool) or not isinstance(stale_seconds, (int, float))
+            or not stale_seconds > 0):
+        raise UsageError(f"--stale-seconds {stale_seconds!r}: expected a number of seconds "
+                         "above 0")
 
 
 def _with_console(opened: Opened, console: Console) -> Opened:
