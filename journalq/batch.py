@@ -257,7 +257,7 @@ class Batch:
         if self.halted:
             self.console.err(f"halted after {self.failures} failed attempt(s) "
                              f"(halt_after_failures: {self.plan.halt_after}); "
-                             f"{len(pending)} job(s) not started")
+                             f"{len(pending)} job(s) left pending")
         commits = statusview.done_commits(queue.jobs.values())
         if len(commits) > 1:
             spread = ", ".join(f"{c[:12]}{'+dirty' if c.endswith('+dirty') else ''} "
