@@ -255,9 +255,13 @@ class Batch:
         pending = [j for j in self.plan.runnable
                    if j in queue.jobs and queue.jobs[j].status is Status.PENDING]
         if self.halted:
+            # A job that failed with attempts left is pending too, but it was started.
+            again = [j for j in pending if (last := queue.jobs[j].last) is not None
+                     and last.session == self.session.id]
+            retry = f", {len(again)} to retry" if again else ""
             self.console.err(f"halted after {self.failures} failed attempt(s) "
                              f"(halt_after_failures: {self.plan.halt_after}); "
-                             f"{len(pending)} job(s) left pending")
+                             f"{len(pending) - len(again)} job(s) not started{retry}")
         commits = statusview.done_commits(queue.jobs.values())
         if len(commits) > 1:
             spread = ", ".join(f"{c[:12]}{'+dirty' if c.endswith('+dirty') else ''} "
