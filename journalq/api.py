@@ -132,7 +132,16 @@ def _outcome(command: str, code: int, opened: Opened) -> str:
         from journalq.reading import read_with_copies
         from journalq.state import Status
 
-        failed = [job.id for job in read_with_copies(opened).by_status(Status.FAILED)]
+        queue = read_with_copies(opened)
+        failed = [job.id for job in queue.by_status(Status.FAILED)]
+        if not failed and command == "run":
+            # halt_after_failures stopped the run: the jobs that failed had attempts left.
+            retrying = [job.id for job in queue.by_status(Status.PENDING)
+                        if job.last is not None and job.last.outcome == "failed"]
+            return (f"run: halted after failed attempt(s) (halt_after_failures) of "
+                    f"{', '.join(retrying[:5]) or 'its jobs'}"
+                    f"{f' and {len(retrying) - 5} more' if len(retrying) > 5 else ''}; "
+                    "the rest are pending: `journalq.run(...)` again goes on")
         listed = ", ".join(failed[:5]) + (f" and {len(failed) - 5} more"
                                           if len(failed) > 5 else "")
         return (f"{command}: {len(failed)} job(s) failed ({listed}); "

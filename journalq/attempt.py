@@ -53,6 +53,7 @@ class Running:
         self._echo = echo
         self._warn = warn
         self._log_failed = False
+        self._line_open = False  # the log's last byte is not a newline (a progress bar)
         self.child: subprocess.Popen[bytes] | None = None
         self.read_fd = -1
         self.started = time.monotonic()
@@ -84,11 +85,18 @@ class Running:
                 argv, stdin=subprocess.DEVNULL, stdout=write_fd, stderr=subprocess.STDOUT,
                 cwd=cwd, env=dict(env), process_group=0, close_fds=True,
             )
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
+            # ValueError: a NUL byte in an argument or the environment (an edited journal,
+            # a YAML "\0"). Either way the attempt is recorded as one that could not start,
+            # never left `running` for --resume to charge.
             os.close(read_fd)
             os.close(write_fd)
-            self.output(f"journalq: cannot start {shlex.join(argv)}: "
-                        f"{exc.strerror or exc}\n".encode())
+            # Popen names what failed: the program, or the folder it was to run in.
+            where = f"its cwd {cwd}: " if getattr(exc, "filename", None) == cwd else ""
+            why = (f"{exc} in its command or environment" if isinstance(exc, ValueError)
+                   else exc.strerror or str(exc))
+            command = shlex.join(argv).replace("\0", "\\0")
+            self.output(f"journalq: cannot start {command}: {where}{why}\n".encode())
             return Exit(return_code=127, signal=None, reason="exit",
                         duration=time.monotonic() - self.started)
         os.close(write_fd)
@@ -105,7 +113,14 @@ class Running:
         if self._echo is not None:
             self._echo(data)
 
+    def line_break(self) -> str:
+        """What journalq's own line in the log must start with: a newline after output
+        that did not end one, so that `# exit:` is never glued to a progress bar."""
+        return "\n" if self._line_open else ""
+
     def _log(self, data: bytes) -> None:
+        if data:
+            self._line_open = not data.endswith(b"\n")
         view = memoryview(data)
         while view and not self._log_failed:
             try:
@@ -184,8 +199,8 @@ class Running:
         if self.tag:
             killed = reaper.kill_leftovers(self.tag, leaders - {self.pid})
             if killed:
-                self._log(f"# journalq: killed {len(killed)} process(es) the job left "
-                          f"behind outside its process group: "
+                self._log(f"{self.line_break()}# journalq: killed {len(killed)} process(es) "
+                          f"the job left behind outside its process group: "
                           f"{' '.join(map(str, killed))}\n".encode())
         os.close(self.read_fd)
         elapsed = time.monotonic() - self.started

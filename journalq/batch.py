@@ -60,6 +60,7 @@ class Batch:
         self.chooser = Chooser(session, console, plan, clock)
         self._logs: dict[tuple[str, int], int] = {}
         self._live: dict[tuple[str, int], Running] = {}  # spawned, not yet finished
+        self._carded: set[tuple[str, int]] = set()  # attempts whose run card was written
 
     @property
     def fold(self) -> Fold:
@@ -107,7 +108,8 @@ class Batch:
         assert running is not None
         self.progress.started(running, slot)
         log_text(log_fd, f"# journalq: job {job.id} attempt {number}\n"
-                         f"# command: {render.command_text(job)}\n# cwd: {spec.cwd}\n"
+                         f"# command: {_header_text(render.command_text(job))}\n"
+                         f"# cwd: {_header_text(spec.cwd)}\n"
                          f"# started: {started.ts}\n")
         failpoint("before-spawn", job.id)
         attempt = Running(job=job.id, number=number, slot=slot.index, log_path=log_path,
@@ -158,7 +160,7 @@ class Batch:
         stopped it, `job_interrupted`, which charges nothing)."""
         self._live.pop((running.job, running.number), None)
         log_fd = self._logs.pop((running.job, running.number), running.log_fd)
-        log_text(log_fd, f"# exit: {_exit_text(result)} after "
+        log_text(log_fd, f"{running.line_break()}# exit: {_exit_text(result)} after "
                          f"{render.duration(result.duration)}\n")
         os.close(log_fd)
         if self.echo:
@@ -194,6 +196,7 @@ class Batch:
                 "commit": revision.commit if revision else None,
                 "dirty": revision.dirty if revision else None,
             }, self.session.fs, self.files.card_must_be_durable(out_dir))
+            self._carded.add((job.id, running.number))
         except OSError as exc:
             # The card is only a hint for recovery; the journal is the record. A job that
             # removed its own out_dir, or a full disk, must not cost the attempt's outcome.
@@ -221,12 +224,15 @@ class Batch:
 
     def abandoned(self, running: Running) -> None:
         """The run stopped this attempt because it could not record it (a full disk): the
-        lock file says so, and the next holder settles it without charging it."""
-        self.session.note_stopped(running.job, running.number)
+        lock file says so, and the next holder settles it without charging it. An attempt
+        that ended and whose run card was written is left to the card, which says how it
+        ended (noted as stopped, it would be run again)."""
+        if (running.job, running.number) not in self._carded:
+            self.session.note_stopped(running.job, running.number)
         log_fd = self._logs.pop((running.job, running.number), None)
         if log_fd is not None:
-            log_text(log_fd, "# journalq: stopped: the journal could not record this "
-                             "attempt any more\n")
+            log_text(log_fd, f"{running.line_break()}# journalq: stopped: the journal could "
+                             "not record this attempt any more\n")
             os.close(log_fd)
 
     # ---- timers outside the attempts ----------------------------------------------------
@@ -249,9 +255,13 @@ class Batch:
         pending = [j for j in self.plan.runnable
                    if j in queue.jobs and queue.jobs[j].status is Status.PENDING]
         if self.halted:
+            # A job that failed with attempts left is pending too, but it was started.
+            again = [j for j in pending if (last := queue.jobs[j].last) is not None
+                     and last.session == self.session.id]
+            retry = f", {len(again)} to retry" if again else ""
             self.console.err(f"halted after {self.failures} failed attempt(s) "
                              f"(halt_after_failures: {self.plan.halt_after}); "
-                             f"{len(pending)} job(s) not started")
+                             f"{len(pending) - len(again)} job(s) not started{retry}")
         commits = statusview.done_commits(queue.jobs.values())
         if len(commits) > 1:
             spread = ", ".join(f"{c[:12]}{'+dirty' if c.endswith('+dirty') else ''} "
@@ -281,3 +291,9 @@ def _exit_text(result: Exit) -> str:
     if result.return_code is not None:
         return f"rc={result.return_code} ({result.reason})"
     return f"signal {result.signal} ({result.reason})"
+
+
+def _header_text(text: str) -> str:
+    """A value in the log's header, every line of it marked (a `python -c` script spans
+    lines, which must not read as the job's first output)."""
+    return text.replace("\r", "\\r").replace("\n", "\n#   ")

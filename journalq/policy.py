@@ -29,6 +29,12 @@ from journalq.timestamps import seconds_between
 
 # The old names of the recovery reasons; removed when the shell is merged.
 
+# Recoveries that are no guess, so `run` makes them without --resume: --force declared the
+# runner dead (asking for --resume on top would refuse the command the busy message
+# suggested); Slurm requeued the task; the runner noted it stopped the job.
+NEEDS_NO_RESUME = frozenset({RecoveryReason.FORCED, RecoveryReason.REQUEUED,
+                             RecoveryReason.STOPPED})
+
 
 @attrs.frozen
 class RunCard:

@@ -21,6 +21,7 @@ from types import FrameType
 import attrs
 
 from journalq import host
+from journalq.errors import UsageError
 from journalq.state import JobSpec
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -79,9 +80,22 @@ class Interrupts:
 
     def __enter__(self) -> Interrupts:
         if threading.current_thread() is not threading.main_thread():
+            if signal.getsignal(signal.SIGCHLD) == signal.SIG_IGN:
+                # The kernel then reaps every child itself: each job would "exit 0" whatever
+                # it returned. The main thread can set a handler over it; a thread cannot.
+                os.close(self._read_fd)
+                os.close(self._write_fd)
+                raise UsageError(
+                    "SIGCHLD is ignored in this process, so the jobs' exit statuses would "
+                    "be lost; call journalq.run from the main thread, or restore it first "
+                    "(signal.signal(signal.SIGCHLD, signal.SIG_DFL))")
             self.poll_seconds = 0.2
             return self
         for signum in _STOP_SIGNALS:
+            # A signal ignored when we started was ignored on purpose: `nohup journalq run`
+            # must survive the terminal closing, and a shell's background job Ctrl-C.
+            if signal.getsignal(signum) == signal.SIG_IGN:
+                continue
             self._previous[signum] = signal.signal(signum, self._handle)
         self._previous[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, lambda *_: None)
         self._previous_wakeup = signal.set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)

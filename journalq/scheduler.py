@@ -157,5 +157,12 @@ class Scheduler:
             result = running.finish(self.interrupts.received, leaders)
             del self.running[index]
             freed = True
-            self.hooks.finished(running, result)
+            try:
+                self.hooks.finished(running, result)
+            except BaseException:
+                # Its end could not be recorded (a full disk): like the attempts still
+                # running, it was stopped by us, not failed by itself; the next runner
+                # settles it uncharged rather than as abandoned.
+                self.hooks.abandoned(running)
+                raise
         return freed

@@ -4,6 +4,7 @@ the operator stops us."""
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from collections.abc import Sequence
 
@@ -16,7 +17,6 @@ from journalq.config import Config
 from journalq.echo import Echo, console_on, terminal_for
 from journalq.errors import DecisionNeeded, UsageError
 from journalq.opened import Opened
-from journalq.outcomes import RecoveryReason
 from journalq.recovery import observe, recover_orphans, refuse_orphans
 from journalq.render import Console
 from journalq.runner import Interrupts
@@ -37,6 +37,7 @@ def run(opened: Opened, *, resume: bool = False, stale_seconds: float | None = N
         halt: int | None = None) -> int:
     """Run the selected pending jobs; returns 0 when they are all done, 1 if one failed."""
     cfg = opened.require_config()
+    _check_numbers(slot_count=slot_count, halt=halt, stale_seconds=stale_seconds)
     selection = plan_selection(jobs, only, shard)
     run_slots = plan_slots(cfg, slot_count, gpus)
     stale = opened.stale_seconds(stale_seconds)
@@ -58,12 +59,27 @@ def run(opened: Opened, *, resume: bool = False, stale_seconds: float | None = N
                 declared_dead=frozenset(session.queue().sessions) if force else frozenset(),
             )
             batch = Batch(cfg, session, console, plan, interrupts=interrupts,
-                          clock=opened.clock, revision=gitinfo.revision_of,
+                          clock=opened.clock, revision=gitinfo.Revisions(),
                           echo=echo)
             Scheduler(run_slots, batch, interrupts, opened.clock.monotonic).run()
             return batch.finish()
     finally:
         terminal.close()
+
+
+def _check_numbers(*, slot_count: object, halt: object, stale_seconds: object) -> None:
+    """What argparse checks on the command line, checked for `journalq.run(...)` too: there
+    `slots=-1` made no slot at all, so the run ran nothing and returned as if all were done,
+    and `slots=2.5` raised a TypeError."""
+    for flag, value in (("--slots", slot_count), ("--halt", halt)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or not 1 <= value <= 10_000):
+            raise UsageError(f"{flag} {value!r}: expected a whole number above 0")
+    if stale_seconds is not None and (
+            isinstance(stale_seconds, bool) or not isinstance(stale_seconds, (int, float))
+            or not stale_seconds > 0):
+        raise UsageError(f"--stale-seconds {stale_seconds!r}: expected a number of seconds "
+                         "above 0")
 
 
 def _with_console(opened: Opened, console: Console) -> Opened:
@@ -116,6 +132,13 @@ def _prepare(opened: Opened, session: Session, cfg: Config, selection: Selection
     unknown = [job for job in selection.jobs or () if job not in queue.jobs]
     if unknown:
         raise UsageError(f"no such job: {', '.join(unknown)}; `journalq status` lists the ids")
+    # A glob that matches no job at all is a typo (as `wait` says too): running nothing and
+    # exiting 0, "every selected job done", would let a notebook or a script sail on.
+    stray = [glob for glob in selection.only or ()
+             if not any(fnmatch.fnmatchcase(job, glob) for job in queue.jobs)]
+    if stray:
+        raise UsageError(f"--only {stray[0]!r} matches no job of {session.path}; "
+                         "`journalq status` lists the ids")
     # Only the selected jobs' specs matter to this run: another shard's are its own business.
     chosen = set(selected(list(queue.jobs), selection))
     _settle_drift(opened, session, [d for d in drifted if d.job.id in chosen], trust)
@@ -130,8 +153,7 @@ def _prepare(opened: Opened, session: Session, cfg: Config, selection: Selection
     orphans = [orphan for orphan in orphans if orphan.job.id in mine]
     # --force declared those runners dead; asking for --resume on top would refuse the very
     # command the busy message suggested. A requeue or a stop is no guess either.
-    decided = (RecoveryReason.FORCED, RecoveryReason.REQUEUED, RecoveryReason.STOPPED)
-    undecided = [o for o in orphans if o.reason not in decided]
+    undecided = [o for o in orphans if o.reason not in policy.NEEDS_NO_RESUME]
     if undecided and not resume:
         refuse_orphans(undecided, session.path)
     recover_orphans(session, orphans, seen, opened.console, cfg.grace_seconds)

@@ -1,0 +1,482 @@
+"""Defects a hostile tester found in running jobs (round 2), each with real processes: the
+commit a notebook's later run records, a git that cannot say whether the tree is dirty, a
+dry run of an unknown job, the API's message for a halted run, `nohup journalq run`, and
+more below. Each test failed before its fix."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import events, journalq, write
+
+
+def git(folder: Path, *args: str) -> str:
+    """Run git in `folder` (a throwaway repository with its own identity)."""
+    return subprocess.run(
+        ["git", "-c", "user.email=t@example.com", "-c", "user.name=t", *args], cwd=folder,
+        check=True, capture_output=True, text=True).stdout
+
+
+def repo(folder: Path, config: str) -> Path:
+    """A git work tree with `config` as q.yaml committed (runtime_state ignored)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    git(folder, "init", "-q")
+    write(folder / ".gitignore", "runtime_state/\n*.py\n")
+    write(folder / "q.yaml", textwrap.dedent(config))
+    git(folder, "add", ".")
+    git(folder, "commit", "-qm", "one")
+    return folder
+
+
+def python(folder: Path, code: str, env: dict[str, str] | None = None,
+           timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run a Python program (a notebook's cells, say) in `folder` as its own process."""
+    script = write(folder / "cells.py", textwrap.dedent(code))
+    return subprocess.run([sys.executable, str(script)], cwd=folder, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def started(journal: Path) -> dict[str, dict[str, object]]:
+    """Each job's last `job_started` event."""
+    return {str(e["job"]): e for e in events(journal) if e["type"] == "job_started"}
+
+
+TWO_JOBS = """\
+    queue: q
+    jobs:
+      - id: a
+        command: [sh, -c, "echo a"]
+      - id: b
+        command: [sh, -c, "echo b"]
+    """
+
+
+def test_a_notebooks_second_run_records_the_commit_it_ran(tmp_path: Path) -> None:
+    """`journalq.run` twice in one kernel with a commit in between (a cell that `git pull`s):
+    the second run's job records the new HEAD, not the first run's (it was cached for the
+    life of the process, so every later result claimed the old code)."""
+    folder = repo(tmp_path / "proj", TWO_JOBS)
+
+    done = python(folder, """
+        import subprocess, journalq
+        journalq.run("q.yaml", jobs=["a"], quiet=True)
+        subprocess.run("echo x > f && git add -f f && git -c user.email=t@e -c user.name=t "
+                       "commit -qm two", shell=True, check=True)
+        journalq.run("q.yaml", jobs=["b"], quiet=True)
+        print(journalq.status(state="runtime_state/q.jsonl")["jobs"][0]["id"])
+    """)
+
+    assert 0 == done.returncode, done.stderr
+    head = git(folder, "rev-parse", "HEAD").strip()
+    first = git(folder, "rev-parse", "HEAD~1").strip()
+    jobs = started(folder / "runtime_state" / "q.jsonl")
+    assert (first, head) == (jobs["a"]["commit"], jobs["b"]["commit"])
+
+
+def test_a_run_after_cd_records_the_other_trees_commit(tmp_path: Path) -> None:
+    """A kernel that `%cd`s from one project to another: each run records its own tree's
+    commit (the cache was keyed by the relative folder "." and answered for the first)."""
+    one = repo(tmp_path / "one", TWO_JOBS)
+    other = repo(tmp_path / "other", TWO_JOBS.replace("queue: q", "queue: r"))
+    git(other, "commit", "-q", "--allow-empty", "-m", "two")
+
+    done = python(one, f"""
+        import os, journalq
+        journalq.run("q.yaml", quiet=True)
+        os.chdir({str(other)!r})
+        journalq.run("q.yaml", quiet=True)
+    """)
+
+    assert 0 == done.returncode, done.stderr
+    assert git(one, "rev-parse", "HEAD").strip() == started(
+        one / "runtime_state" / "q.jsonl")["a"]["commit"]
+    assert git(other, "rev-parse", "HEAD").strip() == started(
+        other / "runtime_state" / "r.jsonl")["a"]["commit"]
+
+
+def test_a_git_status_that_fails_records_dirty_as_unknown(tmp_path: Path) -> None:
+    """HEAD resolves but `git status` fails (here a damaged index; a huge tree on a slow
+    disk times out the same way): the tree's state is unknown, and neither the journal nor
+    the run card may call it clean."""
+    folder = repo(tmp_path / "proj", TWO_JOBS)
+    write(folder / "untracked.txt", "changes nobody committed\n")
+    (folder / ".git" / "index").write_bytes(b"DIRC\x00\x00\x00\x02garbage")
+    assert subprocess.run(["git", "status", "--porcelain"], cwd=folder,
+                          capture_output=True).returncode != 0
+
+    done = journalq("run", "--config", "q.yaml", "--quiet", cwd=folder)
+
+    assert 0 == done.returncode, done.stderr
+    job = started(folder / "runtime_state" / "q.jsonl")["a"]
+    assert job["commit"] == git(folder, "rev-parse", "HEAD").strip()
+    assert job.get("dirty") is None
+    card = (folder / "runtime_state" / "outputs" / "q" / "a" / "journalq-run.toml").read_text()
+    assert "dirty = false" not in card
+
+
+def test_dry_run_of_an_unknown_job_is_a_usage_error(tmp_path: Path) -> None:
+    """`run --dry-run nosuch` planned to run 0 jobs and exited 0, while the real run refuses
+    the id (exit 2): a plan must say where the command would stop."""
+    write(tmp_path / "q.yaml", textwrap.dedent(TWO_JOBS))
+
+    dry = journalq("run", "--config", "q.yaml", "--dry-run", "a", "nosuch", cwd=tmp_path)
+    real = journalq("run", "--config", "q.yaml", "nosuch", cwd=tmp_path)
+
+    assert (2, 2) == (dry.returncode, real.returncode), dry.stdout
+    assert "no such job: nosuch" in dry.stderr
+
+
+def test_the_api_says_a_run_halted_rather_than_that_0_jobs_failed(tmp_path: Path) -> None:
+    """`journalq.run(..., halt=1)` with a failure that has attempts left: the Error said
+    "run: 0 job(s) failed ()" ; it names the halt and the job."""
+    write(tmp_path / "q.yaml", textwrap.dedent("""\
+        queue: q
+        defaults: {max_attempts: 2}
+        jobs:
+          - id: flaky
+            command: [sh, -c, "exit 3"]
+          - id: b
+            command: [sh, -c, "echo b"]
+        """))
+
+    done = python(tmp_path, """
+        import journalq
+        try:
+            journalq.run("q.yaml", quiet=True, halt=1)
+        except journalq.Error as error:
+            print(error.exit_code, error.message)
+    """)
+
+    assert 0 == done.returncode, done.stderr
+    code, _, message = done.stdout.strip().partition(" ")
+    assert "1" == code
+    assert "0 job(s) failed" not in message
+    assert "halt" in message and "flaky" in message
+    # The command line's summary said "2 job(s) not started": flaky was started.
+    assert "1 job(s) not started, 1 to retry" in done.stderr
+
+
+NOHUP_QUEUE = """\
+    queue: q
+    heartbeat_seconds: 0.5
+    grace_seconds: 1
+    jobs:
+      - id: slow
+        command: [sh, -c, "sleep 1.5; echo slept"]
+      - id: next
+        command: [sh, -c, "echo next"]
+    """
+
+
+def _ignoring(signum: int) -> None:
+    signal.signal(signum, signal.SIG_IGN)
+
+
+def test_nohup_run_survives_a_hangup(tmp_path: Path) -> None:
+    """`nohup journalq run ... &` then closing the terminal: nohup ignores SIGHUP so that the
+    batch goes on, but the runner put its own handler over it and stopped the batch (129).
+    A stop signal ignored when journalq starts stays ignored."""
+    write(tmp_path / "q.yaml", textwrap.dedent(NOHUP_QUEUE))
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "journalq", "run", "--config", "q.yaml", "--quiet"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: _ignoring(signal.SIGHUP))
+    journal = tmp_path / "runtime_state" / "q.jsonl"
+    deadline = time.monotonic() + 10
+    while "slow" not in (journal.read_text() if journal.exists() else ""):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+    runner.send_signal(signal.SIGHUP)
+    _, err = runner.communicate(timeout=30)
+
+    assert 0 == runner.returncode, err
+    assert [] == [e for e in events(journal) if e["type"] == "job_interrupted"]
+    assert ["done", "done"] == [j["status"] for j in json.loads(journalq(
+        "status", "--state", str(journal), "--json").stdout)["jobs"]]
+
+
+def test_a_background_run_ignores_ctrl_c(tmp_path: Path) -> None:
+    """A shell script's background job (`journalq run ... &`) has SIGINT ignored, so a
+    Ctrl-C meant for the foreground command does not stop it."""
+    write(tmp_path / "q.yaml", textwrap.dedent(NOHUP_QUEUE))
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "journalq", "run", "--config", "q.yaml", "--quiet"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: _ignoring(signal.SIGINT))
+    journal = tmp_path / "runtime_state" / "q.jsonl"
+    deadline = time.monotonic() + 10
+    while "slow" not in (journal.read_text() if journal.exists() else ""):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+    runner.send_signal(signal.SIGINT)
+    _, err = runner.communicate(timeout=30)
+
+    assert 0 == runner.returncode, err
+
+
+def test_a_missing_cwd_is_named_not_the_program(tmp_path: Path) -> None:
+    """A job whose `cwd:` does not exist said "cannot start sh -c ...: No such file or
+    directory", as if `sh` were missing; the message names the folder."""
+    write(tmp_path / "q.yaml", textwrap.dedent("""\
+        queue: q
+        jobs:
+          - id: a
+            command: [sh, -c, "echo hi"]
+            cwd: /nonexistent/journalq-dir
+        """))
+
+    done = journalq("run", "--config", "q.yaml", cwd=tmp_path)
+
+    assert 1 == done.returncode, done.stderr
+    log = (tmp_path / "runtime_state" / "logs" / "q" / "a" / "attempt-1.log").read_text()
+    assert "its cwd /nonexistent/journalq-dir: No such file or directory" in log
+    assert "its cwd /nonexistent/journalq-dir" in done.stdout
+
+
+def test_an_only_glob_that_matches_nothing_is_refused(tmp_path: Path) -> None:
+    """`run --only 'tyop*'` ran nothing and exited 0 (every selected job "done"), so a
+    notebook or script sailed on; `wait` already refuses such a glob. So do `run` and its
+    dry run (exit 2, naming the glob); a glob that matches runs as before."""
+    write(tmp_path / "q.yaml", textwrap.dedent(TWO_JOBS))
+
+    typo = journalq("run", "--config", "q.yaml", "--only", "tyop*", cwd=tmp_path)
+    dry = journalq("run", "--config", "q.yaml", "--only", "tyop*", "--dry-run", cwd=tmp_path)
+    fine = journalq("run", "--config", "q.yaml", "--only", "a*", "--only", "zz*",
+                    cwd=tmp_path)
+
+    assert (2, 2) == (typo.returncode, dry.returncode), typo.stderr
+    assert "--only 'tyop*' matches no job" in typo.stderr
+    assert "--only 'tyop*' matches no job" in dry.stderr
+    assert 2 == fine.returncode and "'zz*'" in fine.stderr
+    assert [] == [e for e in events(tmp_path / "runtime_state" / "q.jsonl")
+                  if e["type"] == "job_started"]
+    again = journalq("run", "--config", "q.yaml", "--only", "a*", cwd=tmp_path)
+    assert 0 == again.returncode, again.stderr
+
+
+def test_a_nul_byte_in_a_jobs_env_fails_that_job_not_the_runner(tmp_path: Path) -> None:
+    """A NUL in a job's env or argv (YAML's "\\0") made Popen raise ValueError: exit 70
+    ("internal error"), the job left `running`, so the next run asked for --resume and
+    charged the attempt. It is a job that could not start (127), and the batch goes on."""
+    write(tmp_path / "q.yaml", textwrap.dedent("""\
+        queue: q
+        jobs:
+          - id: env
+            command: [sh, -c, "echo a"]
+            env: {X: "a\\0b"}
+          - id: argv
+            command: [echo, "x\\0y"]
+          - id: fine
+            command: [sh, -c, "echo fine"]
+        """))
+
+    done = journalq("run", "--config", "q.yaml", cwd=tmp_path)
+
+    assert 1 == done.returncode, done.stderr
+    assert "internal error" not in done.stderr
+    journal = tmp_path / "runtime_state" / "q.jsonl"
+    finished = {e["job"]: (e["outcome"], e["return_code"]) for e in events(journal)
+                if e["type"] == "job_finished"}
+    assert {"env": ("failed", 127), "argv": ("failed", 127), "fine": ("done", 0)} == finished
+    log = (tmp_path / "runtime_state" / "logs" / "q" / "env" / "attempt-1.log").read_text()
+    assert "embedded null byte in its command or environment" in log
+
+
+def test_the_logs_exit_trailer_is_a_line_of_its_own(tmp_path: Path) -> None:
+    """A job whose last output has no newline (a progress bar, `printf`) got its log's
+    trailer glued on: `progress 50%# exit: rc=0 ...`; `grep '^# exit'` missed it."""
+    write(tmp_path / "q.yaml", textwrap.dedent("""\
+        queue: q
+        jobs:
+          - id: bar
+            command: [sh, -c, "printf 'progress 50%%\\rprogress 100%%'"]
+        """))
+
+    done = journalq("run", "--config", "q.yaml", "--quiet", cwd=tmp_path)
+
+    assert 0 == done.returncode, done.stderr
+    log = (tmp_path / "runtime_state" / "logs" / "q" / "bar" / "attempt-1.log").read_bytes()
+    assert re.search(rb"progress 50%\rprogress 100%\n# exit: rc=0 \(exit\) after \S+\n\Z",
+                     log), log
+
+
+def test_the_api_from_a_thread_refuses_when_sigchld_is_ignored(tmp_path: Path) -> None:
+    """A process that ignores SIGCHLD (inherited through exec, or set by a host program)
+    lets the kernel reap every child: `journalq.run` from a worker thread, which cannot set
+    a handler over it, recorded a job that exited 3 as done with rc=0. It refuses (exit 2)
+    before writing anything; from the main thread it runs, and records the real status."""
+    write(tmp_path / "q.yaml", textwrap.dedent("""\
+        queue: q
+        jobs:
+          - id: three
+            command: [sh, -c, "sleep 0.3; exit 3"]
+        """))
+
+    done = python(tmp_path, """
+        import signal, threading, journalq
+        signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+        def go():
+            try:
+                journalq.run("q.yaml", quiet=True)
+            except journalq.Error as error:
+                print("thread", error.exit_code)
+        worker = threading.Thread(target=go)
+        worker.start()
+        worker.join()
+        try:
+            journalq.run("q.yaml", quiet=True)
+        except journalq.Error as error:
+            print("main", error.exit_code)
+    """)
+
+    assert 0 == done.returncode, done.stderr
+    assert ["thread 2", "main 1"] == done.stdout.splitlines(), done.stdout
+    finished = [(e["return_code"], e["outcome"]) for e in events(
+        tmp_path / "runtime_state" / "q.jsonl") if e["type"] == "job_finished"]
+    assert [(3, "failed")] == finished
+
+
+def test_a_dry_run_says_where_the_real_run_would_stop(tmp_path: Path) -> None:
+    """The dry run planned "would run 1 job(s)" (exit 0) where the real run stops at once:
+    a runner killed mid-job (exit 6 without --resume) or a journal a newer journalq wrote
+    (exit 4). It says "would stop" and plans no job; with --resume it plans the recovery."""
+    write(tmp_path / "q.yaml", textwrap.dedent(TWO_JOBS))
+    killed = journalq("run", "--config", "q.yaml", "--quiet", cwd=tmp_path,
+                      env={"JOURNALQ_FAILPOINT": "before-spawn@a"})
+    assert -signal.SIGKILL == killed.returncode
+
+    dry = journalq("run", "--config", "q.yaml", "--dry-run", cwd=tmp_path)
+    resume = journalq("run", "--config", "q.yaml", "--dry-run", "--resume", cwd=tmp_path)
+    real = journalq("run", "--config", "q.yaml", cwd=tmp_path)
+
+    assert 6 == real.returncode, real.stderr
+    assert "would stop (exit 6)" in dry.stdout and "would run nothing" in dry.stdout
+    assert "would recover a attempt 1" in resume.stdout and "would run" in resume.stdout
+
+    journal = tmp_path / "runtime_state" / "q.jsonl"
+    last = json.loads(journal.read_text().splitlines()[-1])
+    newer = {**last, "type": "job_teleported", "id": f"{last['session']}:999"}
+    with journal.open("a") as handle:
+        handle.write(json.dumps(newer, separators=(",", ":")) + "\n")
+
+    dry = journalq("run", "--config", "q.yaml", "--dry-run", "--resume", cwd=tmp_path)
+    real = journalq("run", "--config", "q.yaml", "--resume", cwd=tmp_path)
+
+    assert 4 == real.returncode, real.stderr
+    assert 0 == dry.returncode, dry.stderr
+    assert "would stop (exit 4)" in dry.stdout and "would run nothing" in dry.stdout
+
+
+def _file_size_limit(limit: int) -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+
+@pytest.mark.parametrize("card", ["lost", "written"])
+def test_an_attempt_whose_finish_cannot_be_journaled_is_not_charged(tmp_path: Path,
+                                                                      card: str) -> None:
+    """The journal fills up (here RLIMIT_FSIZE; a full disk alike) exactly when a job's
+    `job_finished` is appended, and its run card could not be written either (a full disk
+    takes both; here the job removed its out_dir): the run stops (exit 4), and the attempt
+    it could not record was settled `abandoned -> failed` by the next run, charged, a job
+    that had succeeded. An attempt journalq could not record is `stopped`: pending again,
+    uncharged, and run again. With its card written, the card settles it (done, no rerun)."""
+    remove = "[ -e done-once ] || " if card == "lost" else "false && "
+    write(tmp_path / "q.yaml", textwrap.dedent(f"""\
+        queue: q
+        heartbeat_seconds: 3600
+        jobs:
+          - id: a
+            command: 'echo a; {remove}rm -r "$JOURNALQ_OUT_DIR"; touch done-once'
+            shell: true
+        """))
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    (probe / "q.yaml").write_text((tmp_path / "q.yaml").read_text())
+    assert 0 == journalq("run", "--config", "q.yaml", "--quiet", cwd=probe).returncode
+    lines = (probe / "runtime_state" / "q.jsonl").read_bytes().splitlines(keepends=True)
+    upto = sum(len(line) for line in lines[:[json.loads(line)["type"] for line in lines]
+                                             .index("job_finished")])
+    runner = subprocess.run(
+        [sys.executable, "-m", "journalq", "run", "--config", "q.yaml", "--quiet"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        preexec_fn=lambda: _file_size_limit(upto + 40))
+    assert 4 == runner.returncode, runner.stderr
+    journal = tmp_path / "runtime_state" / "q.jsonl"
+    assert "job_finished" not in journal.read_text()
+
+    again = journalq("run", "--config", "q.yaml", "--quiet", "--resume", cwd=tmp_path)
+
+    assert 0 == again.returncode, again.stderr
+    recovered = [(e["job"], e["reason"], e["to"]) for e in events(journal)
+                 if e["type"] == "job_recovered"]
+    state = json.loads(journalq("status", "--state", str(journal), "--json").stdout)
+    charged = [(job["status"], [a["charged"] for a in job["attempts"]])
+               for job in state["jobs"]]
+    if card == "lost":
+        assert [("a", "stopped", "pending")] == recovered
+        assert [("done", [False, True])] == charged
+    else:
+        assert [("a", "card", "done")] == recovered
+        assert [("done", [True])] == charged
+
+
+def test_a_multi_line_command_stays_inside_the_logs_header(tmp_path: Path) -> None:
+    """The example's `python -c` script spans lines: its header printed them bare, so the
+    log (and `journalq logs`) began with lines that read as the job's output. Every header
+    line starts with '#'; the job's output follows untouched."""
+    write(tmp_path / "q.yaml", textwrap.dedent("""\
+        queue: q
+        jobs:
+          - id: a
+            command:
+              - python
+              - -c
+              - |
+                print("from the job")
+                x = 1
+        """))
+
+    done = journalq("run", "--config", "q.yaml", "--quiet", cwd=tmp_path)
+
+    assert 0 == done.returncode, done.stderr
+    lines = (tmp_path / "runtime_state" / "logs" / "q" / "a" / "attempt-1.log"
+             ).read_text().splitlines()
+    assert [line for line in lines if not line.startswith("#")] == ["from the job"]
+
+
+def test_the_api_checks_slots_and_halt_as_the_command_line_does(tmp_path: Path) -> None:
+    """`journalq.run(..., slots=-1)` made no slot at all: nothing ran and it returned as if
+    every job were done; `slots=2.5` raised a bare TypeError; `halt=0` was taken. Each is
+    refused as `--slots 0` is on the command line (exit 2), before anything is written."""
+    write(tmp_path / "q.yaml", textwrap.dedent(TWO_JOBS))
+
+    done = python(tmp_path, """
+        import journalq
+        for keywords in [dict(slots=-1), dict(slots=0), dict(slots=2.5), dict(halt=0),
+                         dict(slots=True), dict(stale_seconds=-5)]:
+            try:
+                journalq.run("q.yaml", quiet=True, **keywords)
+                print("ran")
+            except journalq.Error as error:
+                print(error.exit_code)
+    """)
+
+    assert 0 == done.returncode, done.stderr
+    assert ["2"] * 6 == done.stdout.split(), done.stdout
+    journal = tmp_path / "runtime_state" / "q.jsonl"
+    assert not journal.exists() or [] == [
+        e for e in events(journal) if e["type"] == "job_started"]
