@@ -621,7 +621,9 @@ def test_the_generator_makes_mostly_plausible_histories() -> None:
     histories both with and without anomalies."""
     seen = {"done": 0, "retried": 0, "anomalies": 0, "histories": 0}
 
-    @settings(max_examples=examples(100), deadline=None, database=None, derandomize=True)
+    # A share needs a sample: this one runs its full count in the inner loop too (10
+    # histories held 1 done).
+    @settings(max_examples=100, deadline=None, database=None, derandomize=True)
     @given(events=histories())
     def collect(events: list[ev.Event]) -> None:
         queue = fold.replay(events)
