@@ -43,6 +43,7 @@ def entry() -> "NoReturn":
             _signal.signal(_signal.SIGINT, _signal.default_int_handler)
         if _early:
             raise KeyboardInterrupt
+        _open_closed_standard_descriptors()
         sys.unraisablehook = _unraisable
         if _signal.getsignal(_signal.SIGHUP) == _signal.SIG_DFL:
             _signal.signal(_signal.SIGHUP, _hangup)
@@ -52,6 +53,24 @@ def entry() -> "NoReturn":
     except KeyboardInterrupt as exc:
         code = _interrupted(exc)
     _exit(code)
+
+
+def _open_closed_standard_descriptors() -> None:
+    """`journalq run >&-` (a cron line, a supervisor) starts with descriptor 1 or 2 closed:
+    Python's stream is None (a traceback at the first message), and the next file opened
+    would take the number, so error messages would be written into it. A closed standard
+    descriptor becomes /dev/null, as a daemon's are."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            os.open(os.devnull, os.O_RDWR)  # the lowest free number: `fd`
+    if sys.stdin is None:
+        sys.stdin = open(0, closefd=False)  # noqa: SIM115 - lives as long as the process
+    if sys.stdout is None:
+        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
+    if sys.stderr is None:
+        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
 
 
 def _unraisable(unraisable: "sys.UnraisableHookArgs") -> None:

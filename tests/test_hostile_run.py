@@ -480,3 +480,32 @@ def test_the_api_checks_slots_and_halt_as_the_command_line_does(tmp_path: Path) 
     journal = tmp_path / "runtime_state" / "q.jsonl"
     assert not journal.exists() or [] == [
         e for e in events(journal) if e["type"] == "job_started"]
+
+
+@pytest.mark.parametrize("closed", ["1", "2", "0", "1,2"])
+def test_a_run_with_a_closed_standard_descriptor_ends_as_usual(tmp_path: Path,
+                                                               closed: str) -> None:
+    """`journalq run >&-` (a cron line, a supervisor) ended in a traceback; with `2>&-` the
+    next file opened took descriptor 2, where error messages would be written into it.
+    A closed standard descriptor is /dev/null for the whole run."""
+    write(tmp_path / "q.yaml", textwrap.dedent("""\
+        queue: q
+        jobs:
+          - id: a
+            command: [sh, -c, "echo a; exit 3"]
+          - id: b
+            command: [sh, -c, "readlink /proc/$PPID/fd/2 > runners_stderr.txt"]
+        """))
+    closing = " ".join(f"{fd}>&-" for fd in closed.split(","))
+    run = subprocess.run(
+        ["sh", "-c", f'exec "$@" {closing}', "sh", sys.executable, "-m", "journalq",
+         "run", "--config", "q.yaml"],
+        cwd=tmp_path, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+
+    assert "Traceback" not in run.stderr
+    assert run.returncode == 1  # job a failed: the usual exit, not a crash's
+    outcomes = {e["job"]: e["outcome"] for e in events(tmp_path / "runtime_state" / "q.jsonl")
+                if e["type"] == "job_finished"}
+    assert outcomes == {"a": "failed", "b": "done"}
+    if "2" in closed:
+        assert (tmp_path / "runners_stderr.txt").read_text().strip() == "/dev/null"
