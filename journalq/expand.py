@@ -172,10 +172,23 @@ def _spec(job: JobConfig, path: str, worker: tuple[str, ...], out_root: str,
     if timeout is not None:
         check_positive(timeout, f"{path}.timeout")
     cwd = folder_path(job.cwd if job.cwd is not None else defaults.cwd, f"{path}.cwd")
+    env = {**defaults.env, **(job.env or {})}
+    _check_no_nul(argv, f"{path}.args" if job.args is not None else f"{path}.command")
+    for name, value in env.items():
+        where = f"{path}.env" if job.env and name in job.env else "$.defaults.env"
+        _check_no_nul((name, value), f"{where}.{name}")
     return JobSpec.build(
-        argv=argv, shell=job.shell, cwd=cwd, env={**defaults.env, **(job.env or {})},
+        argv=argv, shell=job.shell, cwd=cwd, env=env,
         out_dir=out_dir, max_attempts=max_attempts, timeout=timeout,
     )
+
+
+def _check_no_nul(words: tuple[str, ...], path: str) -> None:
+    """A NUL byte (YAML's "\\0") cannot be passed to a program: refused here, at load, and
+    not by every attempt failing to start."""
+    if any("\0" in word for word in words):
+        raise Problem(path, "contains a NUL byte (\\0), which no program can be given; "
+                            "remove it")
 
 
 def _command_argv(command: tuple[str, ...] | str, shell: bool, path: str) -> tuple[str, ...]:

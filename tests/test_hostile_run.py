@@ -266,27 +266,47 @@ def test_an_only_glob_that_matches_nothing_is_refused(tmp_path: Path) -> None:
     assert 0 == again.returncode, again.stderr
 
 
-def test_a_nul_byte_in_a_jobs_env_fails_that_job_not_the_runner(tmp_path: Path) -> None:
-    """A NUL in a job's env or argv (YAML's "\\0") made Popen raise ValueError: exit 70
-    ("internal error"), the job left `running`, so the next run asked for --resume and
-    charged the attempt. It is a job that could not start (127), and the batch goes on."""
+def test_a_nul_byte_in_a_config_is_refused_naming_the_field(tmp_path: Path) -> None:
+    """A NUL in a job's env or argv (YAML's "\\0") cannot be given to any program: the
+    config is refused at load (exit 3, the field named), not run into attempts that fail."""
+    for field, job in [("$.jobs[0].env.X", 'command: [sh, -c, "echo a"]\n    env: {X: "a\\0b"}'),
+                       ("$.jobs[0].command", 'command: [echo, "x\\0y"]')]:
+        write(tmp_path / "q.yaml", f"queue: q\njobs:\n  - id: a\n    {job}\n")
+
+        refused = journalq("run", "--config", "q.yaml", cwd=tmp_path)
+
+        assert 3 == refused.returncode
+        assert f"q.yaml: {field}: contains a NUL byte" in refused.stderr
+        assert len(refused.stderr.splitlines()) == 1, refused.stderr
+    assert not (tmp_path / "runtime_state" / "q.jsonl").exists()
+
+
+def test_a_nul_byte_in_a_journals_spec_fails_that_job_not_the_runner(tmp_path: Path) -> None:
+    """A NUL in a spec the journal holds (an edited journal, an older journalq's) made Popen
+    raise ValueError: exit 70 ("internal error"), the job left `running`, so the next run
+    asked for --resume and charged the attempt. It is a job that could not start (127), and
+    the batch goes on."""
     write(tmp_path / "q.yaml", textwrap.dedent("""\
         queue: q
         jobs:
           - id: env
             command: [sh, -c, "echo a"]
-            env: {X: "a\\0b"}
+            env: {X: "ab"}
           - id: argv
-            command: [echo, "x\\0y"]
+            command: [echo, "xy"]
           - id: fine
             command: [sh, -c, "echo fine"]
         """))
+    assert 0 == journalq("init", "--config", "q.yaml", cwd=tmp_path).returncode
+    journal = tmp_path / "runtime_state" / "q.jsonl"
+    text = journal.read_text()
+    journal.write_text(text.replace('"X":"ab"', '"X":"a\\u0000b"')
+                       .replace('"xy"', '"x\\u0000y"'))
 
-    done = journalq("run", "--config", "q.yaml", cwd=tmp_path)
+    done = journalq("run", "--config", "q.yaml", "--trust", "journal", cwd=tmp_path)
 
     assert 1 == done.returncode, done.stderr
     assert "internal error" not in done.stderr
-    journal = tmp_path / "runtime_state" / "q.jsonl"
     finished = {e["job"]: (e["outcome"], e["return_code"]) for e in events(journal)
                 if e["type"] == "job_finished"}
     assert {"env": ("failed", 127), "argv": ("failed", 127), "fine": ("done", 0)} == finished
