@@ -244,15 +244,7 @@ def merged_queue(fold: Fold, copies: CopyReader,
     fresh = extend(fold.coverage(), copies.candidates())
     if all((entry.ts, entry.id) > fold.last_key() for entry in fresh[:1]):
         for entry in fresh:
-            feed(fold, entry)
+            fold.take(entry)
         return fold.queue()
     return replay([*reread(), *(entry.decoded() for entry in fresh)])
 
-
-def feed(fold: Fold, entry: Entry) -> None:
-    """Fold one entry: a heartbeat by its fields (no object), anything else as its event."""
-    if entry.beat is not None:
-        fold.beat(*entry.beat)
-    else:
-        assert entry.event is not None
-        fold.feed(entry.event)

@@ -18,6 +18,7 @@ import attrs
 
 from journalq import events as ev
 from journalq import transitions as tr
+from journalq.copies import Entry
 from journalq.state import Anomaly, Job, Queue, SessionInfo, Status
 from journalq.transitions import Applied, Beat, Misfit, Subject
 
@@ -135,6 +136,15 @@ class Fold:
             self._anomaly(event_id, ts, job, found.reason)
         else:
             self._beats[job] = found  # type: ignore[assignment]  # a Beat, not a Misfit
+
+    def take(self, entry: Entry) -> None:
+        """Fold one entry of a copy: a heartbeat by its fields (no object), anything else
+        as its event."""
+        if entry.beat is not None:
+            self.beat(*entry.beat)
+        else:
+            assert entry.event is not None
+            self.feed(entry.event)
 
     def _advance(self, ts: str, event_id: str, session: str, clock: str | None) -> None:
         key = (ts, event_id)

@@ -184,16 +184,10 @@ class Writer:
                 end += 1
             chunk = entries[start:end]
             self.append_line(b"".join([entry.line + b"\n" for entry in chunk]))
-            fold = self.fold
             for entry in chunk:
-                if in_order and (entry.ts, entry.id) > fold.last_key():
-                    if entry.beat is not None:
-                        fold.beat(*entry.beat)
-                    else:
-                        assert entry.event is not None
-                        fold.feed(entry.event)
-                else:
-                    in_order = False
+                in_order = in_order and (entry.ts, entry.id) > self.fold.last_key()
+                if in_order:
+                    self.fold.take(entry)
             newest = max(entry.ts for entry in chunk)
             self._floor = max(self._floor, parse_ts_micros(newest))
             if in_order:

@@ -130,3 +130,46 @@ def test_the_version_is_one() -> None:
     from journalq.version import VERSION
 
     assert VERSION == journalq.__version__
+
+
+def _package_graph() -> dict[str, set[str]]:
+    """Module -> the package modules it imports (any import: at the top, in a function, for
+    the type checker only), `journalq.commands.run` style names."""
+    modules = {".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__"):
+               path for path in (REPO / "journalq").rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                found |= {node.module} & modules.keys()
+                found |= {f"{node.module}.{a.name}" for a in node.names} & modules.keys()
+            elif isinstance(node, ast.Import):
+                found |= {alias.name for alias in node.names} & modules.keys()
+        graph[name] = found - {name, "journalq"}  # `from journalq import x` names x
+    return graph
+
+
+def test_imports_have_no_cycle_and_a_bounded_height() -> None:
+    """The README's promise: imports point one way, with no cycle, and the tower stays
+    low (twelve floors from `__main__` down to `events`, as the import graph draws it)."""
+    graph = _package_graph()
+    height: dict[str, int] = {}
+
+    def floor(module: str, path: tuple[str, ...]) -> int:
+        assert module not in path, f"import cycle: {' -> '.join((*path, module))}"
+        if module not in height:
+            height[module] = 1 + max((floor(dep, (*path, module)) for dep in graph[module]),
+                                     default=0)
+        return height[module]
+
+    floors = max(floor(module, ()) for module in graph)
+    assert floors <= 12, sorted(height.items(), key=lambda item: -item[1])[:6]
+
+
+def test_no_module_is_over_300_lines() -> None:
+    """Small modules, one noun each (the README's Development section)."""
+    sizes = {path.relative_to(REPO).as_posix(): len(path.read_text().splitlines())
+             for path in (REPO / "journalq").rglob("*.py")}
+
+    assert {} == {path: lines for path, lines in sizes.items() if lines > 300}
