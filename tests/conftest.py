@@ -20,6 +20,22 @@ REPO = Path(__file__).resolve().parent.parent
 QUICK = False
 
 
+# Whole modules outside the inner loop: several processes at once (slots, shards, runners
+# seen from a sync folder, wait and logs --follow beside a runner), signals and process
+# trees, and tables built from whole runs. About two minutes of the suite; CI runs them.
+SLOW_MODULES = {"test_slots", "test_shards", "test_runners_view", "test_hostile_sync",
+                "test_reaper", "test_wait", "test_logs", "test_run_signals",
+                "test_startup_signals", "test_run_crash", "test_status_filters", "test_collect",
+                "test_reads", "test_seed_scenarios", "test_example"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests of `SLOW_MODULES` slow, as if each module said so itself."""
+    for item in items:
+        if item.path.stem in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Note whether this is the inner loop (slow tests deselected)."""
     global QUICK

@@ -182,6 +182,7 @@ def _ignoring(signum: int) -> None:
     signal.signal(signum, signal.SIG_IGN)
 
 
+@pytest.mark.slow  # waits on signals and timers
 def test_nohup_run_survives_a_hangup(tmp_path: Path) -> None:
     """`nohup journalq run ... &` then closing the terminal: nohup ignores SIGHUP so that the
     batch goes on, but the runner put its own handler over it and stopped the batch (129).
@@ -206,6 +207,7 @@ def test_nohup_run_survives_a_hangup(tmp_path: Path) -> None:
         "status", "--state", str(journal), "--json").stdout)["jobs"]]
 
 
+@pytest.mark.slow  # waits on signals and timers
 def test_a_background_run_ignores_ctrl_c(tmp_path: Path) -> None:
     """A shell script's background job (`journalq run ... &`) has SIGINT ignored, so a
     Ctrl-C meant for the foreground command does not stop it."""

@@ -126,6 +126,7 @@ def test_a_journal_pretty_printed_by_jq_is_refused_and_not_recreated(project: Pa
         assert [("a", 1), ("b", 1)] == queue.runs()
 
 
+@pytest.mark.slow  # every command, four times
 @pytest.mark.parametrize("last", [b"garbage", b"", b"\0" * 40, b'{"type":"job_cancelled"}'],
                          ids=["text", "blank", "nul", "bad-event"])
 def test_a_complete_bad_last_line_is_corruption_not_a_torn_tail(project: Path,

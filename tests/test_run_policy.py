@@ -11,11 +11,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from test_run_support import SmallQueue, counts, finish
 
 from conftest import journalq, status_json, write
 
 
+@pytest.mark.slow  # waits on signals and timers
 def test_timeout_kills_the_job_and_fails_it(project: Path) -> None:
     """A job past its `timeout` is killed, journaled with reason `timeout`, and (with no
     attempt left) failed; its log has the header and the trailer; `run` exits 1."""
@@ -38,6 +40,7 @@ def test_timeout_kills_the_job_and_fails_it(project: Path) -> None:
         assert re.fullmatch(r"# exit: signal 15 \(timeout\) after 1\.\ds", log[-1])
 
 
+@pytest.mark.slow  # waits on signals and timers
 def test_heartbeats_while_a_job_runs(project: Path) -> None:
     """Every heartbeat_seconds while the child runs, a heartbeat names the job, the attempt
     and the child's pid."""
