@@ -14,12 +14,14 @@ import re
 import stat
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 from datetime import datetime
 from pathlib import Path
 
 import pytest
+from ops_support import command_config, processes, sleeper
 from slots_support import SlotQueue, job, marked, most_at_once
 from test_run_support import SmallQueue
 
@@ -305,3 +307,40 @@ def test_after_a_deliberate_retry_the_next_attempt_writes_its_own_card(
             after["attempt"], after["outcome"], after["session"])
         assert before["session"] != after["session"]
         assert 1 == card_of(queue, "b")["attempt"]
+
+
+# ---- 14.3: wait's progress line, at most every few seconds --------------------------------
+
+WAIT_PROGRESS_SECONDS = 3.0  # journalq.commands.wait.PROGRESS_SECONDS ("every few seconds")
+
+
+@pytest.mark.slow
+def test_waits_progress_line_comes_at_most_every_few_seconds(project: Path) -> None:
+    """A batch whose counts change every half second or so, for about twice the interval:
+    `wait`'s progress lines on stderr come at least WAIT_PROGRESS_SECONDS apart (the
+    closing line, when everything settled, comes at once), yet more than one of them."""
+    config = command_config(project, "wq", {f"j{n:02d}": sleeper(0.35) for n in range(14)})
+    with processes(project) as started:
+        started.start("run", "--config", config, "--quiet")
+        waiter = started.start("wait", "--config", config)
+        lines: list[tuple[float, str]] = []
+
+        def read() -> None:
+            assert waiter.stderr is not None
+            for line in waiter.stderr:
+                lines.append((time.monotonic(), line.rstrip("\n")))
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        assert 0 == waiter.wait(timeout=60)
+        reader.join(timeout=10)
+
+    progress = [(t, text) for t, text in lines if text.startswith("wait: ")]
+    assert progress and progress[-1][1].startswith("wait: 14/14 settled"), lines
+    span = progress[-1][0] - progress[0][0]
+    assert span >= 1.5 * WAIT_PROGRESS_SECONDS, f"the batch was too quick to tell: {lines}"
+    before_end = [t for t, _ in progress[:-1]]
+    assert len(before_end) >= 2, lines
+    gaps = [round(b - a, 2) for a, b in itertools.pairwise(before_end)]
+    assert all(gap >= WAIT_PROGRESS_SECONDS - 0.2 for gap in gaps), (gaps, lines)
+    assert len(progress) <= 2 + span / WAIT_PROGRESS_SECONDS, lines
