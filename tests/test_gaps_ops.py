@@ -344,3 +344,25 @@ def test_waits_progress_line_comes_at_most_every_few_seconds(project: Path) -> N
     gaps = [round(b - a, 2) for a, b in itertools.pairwise(before_end)]
     assert all(gap >= WAIT_PROGRESS_SECONDS - 0.2 for gap in gaps), (gaps, lines)
     assert len(progress) <= 2 + span / WAIT_PROGRESS_SECONDS, lines
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="the ETA is pending jobs x mean / slots: it leaves "
+                   "out what the running attempts still need, so with 3 slots it reads about "
+                   "a third of the time left once nothing is pending but 3 jobs run")
+def test_the_eta_counts_what_running_jobs_still_need(project: Path) -> None:
+    """Six jobs on three slots, the first three ending 0.2 s apart (1.5, 1.7, 1.9 s), the
+    last three of 1.5 s: when the third ends, three jobs have about 1.5 s to go (they just
+    started), so its line's estimate is about that, not a third of it."""
+    lengths = ["1.5", "1.7", "1.9", "1.5", "1.5", "1.5"]
+    jobs = [job(f"j{n}", "--sleep", length) for n, length in enumerate(lengths)]
+    with SlotQueue(project, jobs, slots=3) as queue:
+        done = queue.run("--quiet")
+
+        assert 0 == done.returncode, done.stderr
+        lines = [m for m in map(PROGRESS.match, done.stderr.splitlines()) if m]
+        ends = sorted(mark.t for mark in queue.marks("end"))
+        assert [m.group(1) for m in lines[:3]] == ["j0", "j1", "j2"], done.stderr
+        left = ends[-1] - ends[2]  # after the third job ended
+        eta = float(lines[2].group(3) or 0)
+        assert eta >= 0.6 * left, f"eta {eta}s with {left:.1f}s left: {done.stderr}"
