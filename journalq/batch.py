@@ -54,7 +54,8 @@ class Batch:
         self.files = JobFiles(cfg, session.path, session.id)
         everything = plan.selection.everything
         self.progress = Progress(lambda: session.fold, console, slots=len(plan.slots),
-                                 selected=None if everything else plan.runnable)
+                                 selected=None if everything else plan.runnable,
+                                 monotonic=clock.monotonic)
         self.failures = 0  # failed attempts in this run, for halt_after_failures
         self.halted = False
         self.chooser = Chooser(session, console, plan, clock)

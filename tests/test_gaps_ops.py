@@ -190,9 +190,6 @@ def test_waits_progress_line_comes_at_most_every_few_seconds(project: Path) -> N
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="the ETA is pending jobs x mean / slots: it leaves "
-                   "out what the running attempts still need, so with 3 slots it reads about "
-                   "a third of the time left once nothing is pending but 3 jobs run")
 def test_the_eta_counts_what_running_jobs_still_need(project: Path) -> None:
     """Six jobs on three slots, the first three ending 0.2 s apart (1.5, 1.7, 1.9 s), the
     last three of 1.5 s: when the third ends, three jobs have about 1.5 s to go (they just
