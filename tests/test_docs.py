@@ -65,6 +65,29 @@ def test_main_command_runs_the_example(tmp_path: Path) -> None:
     assert "6 done" in done.stderr
 
 
+@pytest.mark.slow  # a fresh venv and a regular install: tens of seconds
+def test_main_command_installs_and_runs_the_example_as_written(tmp_path: Path) -> None:
+    """The quick start's first line, word for word, in a copy of the checkout: a regular
+    (not editable) install must carry every subpackage (`journalq.commands` was left out
+    of the wheel, and every command ended in "internal error")."""
+    one_liner = next(line for block in _blocks("sh") for line in block.splitlines()
+                     if "python3 -m venv" in line)
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True,
+                             check=True).stdout.decode().split("\0")
+    for name in filter(None, tracked):
+        if (REPO / name).is_file():
+            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, tmp_path / name)
+    python = Path(sys.executable).resolve()
+    done = subprocess.run(["bash", "-c", one_liner.replace("python3 ", f"{python} ", 1)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+
+    assert 0 == done.returncode, done.stderr[-2000:]
+    assert "6 done" in done.stderr
+    installed = tmp_path / ".venv" / "lib"
+    assert not list(installed.glob("python3*/site-packages/__editable__*journalq*"))
+
+
 def test_help_lists_the_exit_codes_of_the_readme() -> None:
     """`journalq --help` prints the one exit-code table (`errors.EXIT_TABLE`), and the
     README's table has exactly the same codes, row for row."""
