@@ -10,10 +10,11 @@ wrapping its methods counts, per absolute path, whichever module does it:
   sendfile: a push), which never pass through the process and so are not in `read`;
 - `written`: the bytes put into a file, by `write`, `write_file` or `copy_file` (a temp
   file renamed into place counts under its temp name, as Drive uploads what lands);
-- `writes`, `fsyncs`: how many `write` calls and fsyncs each file had.
+- `writes`, `fsyncs`: how many `write` calls and fsyncs each file had;
+- `copies`: every `copy_file` in order, as [source, start, end, target].
 
 The log is `{"read": {path: bytes}, "copied": ..., "written": ..., "writes": ...,
-"fsyncs": ...}`.
+"fsyncs": ..., "copies": [...]}`.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("args", nargs=argparse.REMAINDER)
     options = parser.parse_args(argv)
     counts = {kind: collections.Counter[str]() for kind in KINDS}
+    copies: list[tuple[str, int, int, str]] = []
     paths: dict[int, str] = {}  # descriptor -> the file `open_append` opened on it
     real = journalq.fs.REAL
     real_read, real_copy, real_write_file = real.read, real.copy_file, real.write_file
@@ -52,6 +54,7 @@ def main(argv: list[str]) -> int:
         counts["copied"][os.path.abspath(source)] += end - start
         counts["written"][os.path.abspath(target)] += end - start
         counts["fsyncs"][os.path.abspath(target)] += durable
+        copies.append((os.path.abspath(source), start, end, os.path.abspath(target)))
 
     def write_file(path: str, data: bytes, durable: bool = True) -> None:
         real_write_file(path, data, durable)
@@ -84,7 +87,8 @@ def main(argv: list[str]) -> int:
         return cli.main(args)
     finally:
         with open(options.log, "w") as log:
-            json.dump({kind: dict(counter) for kind, counter in counts.items()}, log)
+            json.dump({**{kind: dict(counter) for kind, counter in counts.items()},
+                       "copies": copies}, log)
 
 
 if __name__ == "__main__":

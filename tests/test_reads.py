@@ -43,7 +43,7 @@ def counted(project: Path, journal: Path, *args: str) -> tuple[int, dict[str, in
     assert done.returncode in (0, 1), done.stderr
     counts = json.loads(log.read_text())
     return before, {kind: per_path.get(str(journal.resolve()), 0)
-                    for kind, per_path in counts.items()}
+                    for kind, per_path in counts.items() if isinstance(per_path, dict)}
 
 
 def bytes_read(project: Path, journal: Path, *args: str) -> tuple[int, int]:
