@@ -1,7 +1,8 @@
 """What the terminal cannot do to a run (issue 10.1 and 10.2), through real runs: a job's
 `\\r` progress output is kept byte for byte in its attempt's log, echo on or off; and with
 nobody reading the runner's output (a pipe nobody drains, a terminal stopped by Ctrl-S),
-Ctrl-C still stops the run on time and journals the job `job_interrupted`.
+job boundaries still reach the sync folder within a second, and Ctrl-C still stops the run
+on time and journals the job `job_interrupted`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import signal
 import subprocess
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -78,12 +80,36 @@ def test_a_progress_bars_output_is_kept_byte_for_byte_in_the_log(project: Path,
             assert "done █ 100%" in done.stdout
 
 
-def stop_with_stdout_unread(queue: SlotQueue, *, share_stderr: bool,
-                            grace: float) -> tuple[float, int, str]:
+def epoch(ts: str) -> float:
+    """A journal timestamp as seconds since the epoch."""
+    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+
+
+def pushed_late(queue: SlotQueue, folder: Path) -> list[tuple[str, str]]:
+    """The job boundaries in the journal that did not reach the sync folder within
+    1.25 s of their timestamps (one second, as the README says, plus this poll's slack)."""
+    missing = []
+    for event in queue.events():
+        if event["type"] not in ("job_started", "job_finished"):
+            continue
+        deadline = epoch(str(event["ts"])) + 1.25
+        while not any(event["id"] in copy.read_text() for copy in folder.glob("*.jsonl")):
+            if time.time() > deadline:
+                missing.append((str(event["job"]), str(event["type"])))
+                break
+            time.sleep(0.01)
+    return missing
+
+
+def stop_with_stdout_unread(queue: SlotQueue, folder: Path, *, share_stderr: bool,
+                            grace: float) -> tuple[float, int, str, list[tuple[str, str]]]:
     """Start the run with stdout a pipe nobody reads (and stderr too, if `share_stderr`:
-    a terminal stopped by Ctrl-S); once the job has printed well past any pipe's buffer,
-    SIGINT the runner; returns (seconds until it exited, its exit code, its stderr)."""
-    runner = subprocess.Popen(queue.argv(), cwd=queue.project, stdout=subprocess.PIPE,
+    a terminal stopped by Ctrl-S) and a sync folder; once the job has printed well past
+    any pipe's buffer, see which job boundaries were not pushed in time, and SIGINT the
+    runner; returns (seconds until it exited, its exit code, its stderr, the boundaries
+    pushed late)."""
+    runner = subprocess.Popen(queue.argv("--sync-dir", str(folder)), cwd=queue.project,
+                              stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT if share_stderr else subprocess.PIPE,
                               env=queue.env())
     err: list[bytes] = []
@@ -93,9 +119,11 @@ def stop_with_stdout_unread(queue: SlotQueue, *, share_stderr: bool,
         reader.start()
     try:
         deadline = time.monotonic() + 20
-        while not queue.events("heartbeat") or len(queue.events("heartbeat")) < 3:
-            assert time.monotonic() < deadline, "the job never got going"
+        while not any(e["job"] == "chatty" for e in queue.events("job_started")):
+            assert time.monotonic() < deadline, "the job never started"
             time.sleep(0.05)
+        time.sleep(2)  # it fills any pipe in milliseconds
+        late = pushed_late(queue, folder)
         runner.send_signal(signal.SIGINT)
         sent = time.monotonic()
         while runner.poll() is None and time.monotonic() - sent < grace + 10:
@@ -109,25 +137,28 @@ def stop_with_stdout_unread(queue: SlotQueue, *, share_stderr: bool,
         runner.wait(timeout=30)
         if reader is not None:
             reader.join(timeout=10)
-    return took, runner.returncode, b"".join(err).decode(errors="replace")
+    return took, runner.returncode, b"".join(err).decode(errors="replace"), late
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("share_stderr", [False, True], ids=["stdout", "stdout+stderr"])
 def test_ctrl_c_stops_a_run_whose_output_nobody_reads(project: Path,
                                                       share_stderr: bool) -> None:
-    """A job printing without pause, the runner's stdout (and in the second case its
-    stderr too: a terminal stopped by Ctrl-S) unread: SIGINT ends the run within
+    """A job printing without pause after one that ended at once, the runner's stdout
+    (and in the second case its stderr too: a terminal stopped by Ctrl-S) unread: the
+    first job's finish and the second's start still reach the sync folder within a second
+    (the run loop pushes whatever the echo does), SIGINT ends the run within
     `grace_seconds` + 2 s, exit 130, and the job is journaled `job_interrupted`."""
     grace = 1.0
-    with SlotQueue(project, [job("chatty", "--spam", "200")], heartbeat_seconds=0.5,
-                   grace_seconds=grace) as queue:
-        took, code, err = stop_with_stdout_unread(queue, share_stderr=share_stderr,
-                                                  grace=grace)
+    jobs = [{"id": "quick", "command": ["true"]}, job("chatty", "--spam", "200")]
+    with SlotQueue(project, jobs, heartbeat_seconds=0.5, grace_seconds=grace) as queue:
+        took, code, err, late = stop_with_stdout_unread(
+            queue, project / "drive", share_stderr=share_stderr, grace=grace)
 
+        assert [] == late
+        assert took <= grace + 2, (took, err)
         printed = int((queue.out_dir("chatty") / "printed").read_text())
         assert printed * 200 > 1 << 20  # far past any pipe's buffer: the echo was stalled
-        assert took <= grace + 2, (took, err)
         assert 130 == code, err
         assert queue.events("job_interrupted"), queue.events()[-3:]
-        assert [] == queue.events("job_finished")
+        assert ["quick"] == [e["job"] for e in queue.events("job_finished")]
