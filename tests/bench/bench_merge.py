@@ -106,6 +106,11 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--jobs", type=int, default=1_000)
     args = parser.parse_args()
+    # Started in the background by a script (`bench.sh &`), this process ignores SIGINT, so
+    # would the commands it starts, and journalq keeps a Ctrl-C ignored that it was started
+    # with (nohup, background jobs): the SIGINTs below would measure nothing. A terminal's
+    # Ctrl-C is what is measured, so the commands start with SIGINT at its default.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     n_events, n_jobs, runs = (10_000, 100, 1) if args.quick else (args.events, args.jobs,
                                                                   args.runs)
     jq = journalq_command()

@@ -277,6 +277,7 @@ class FileIO:
     written: dict[str, int] = field(default_factory=dict)
     opens: dict[str, int] = field(default_factory=dict)
     mmaps: dict[str, int] = field(default_factory=dict)
+    copied: dict[str, int] = field(default_factory=dict)  # of `read`: kernel copies out of it
     rc: int = 0
 
     def read_from(self, path: str | os.PathLike[str]) -> int:
@@ -293,6 +294,7 @@ _READS = {"read": 0, "pread64": 0, "readv": 0, "preadv": 0, "preadv2": 0,
           "sendfile": 1, "copy_file_range": 0, "splice": 0}
 _WRITES = {"write": 0, "pwrite64": 0, "writev": 0, "pwritev": 0, "pwritev2": 0,
            "sendfile": 0, "copy_file_range": 1, "splice": 1}
+_KERNEL_COPIES = {"sendfile", "copy_file_range", "splice"}  # file to file, never in Python
 _TRACED = sorted({*_READS, *_WRITES, "mmap", "open", "openat", "openat2"})
 
 
@@ -357,6 +359,9 @@ def trace_io(argv: Sequence[str], *, cwd: str | os.PathLike[str] | None = None,
                         index = table.get(name_)
                         if index is not None and index < len(paths):
                             totals[paths[index]] = totals.get(paths[index], 0) + moved
+                    if name_ in _KERNEL_COPIES and paths:
+                        source = paths[_READS[name_]]
+                        io.copied[source] = io.copied.get(source, 0) + moved
     return io
 
 
