@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from journalq import events as ev
 from journalq import transitions as tr
-from journalq.copies import Entry
 from journalq.state import Anomaly, Job, Queue, SessionInfo, Status
 from journalq.transitions import Applied, Beat, Misfit, Subject
+
+if TYPE_CHECKING:  # a sync folder's entries; `status` without one never imports copies
+    from journalq.copies import Entry
 
 
 def sort_key(event: ev.Event) -> tuple[str, str]:

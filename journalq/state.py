@@ -6,7 +6,6 @@ Nothing here is ever stored: a `Queue` is always recomputed from the journal.
 from __future__ import annotations
 
 import enum
-import hashlib
 import json
 from collections.abc import Iterable, Mapping
 
@@ -15,6 +14,8 @@ import attrs
 
 def hex_sha256(data: bytes) -> str:
     """The SHA-256 of `data`, in hex."""
+    import hashlib  # 2 ms of OpenSSL at start-up that `status` on a short journal never needs
+
     return hashlib.sha256(data).hexdigest()
 
 

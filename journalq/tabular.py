@@ -10,7 +10,6 @@ infinities, which JSON has no numbers for).
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import math
@@ -85,6 +84,8 @@ def table(fmt: str, columns: Sequence[str], rows: Iterable[Mapping[str, object]]
         yield from tsv_lines(columns, cells)
         return
     buffer = io.StringIO()
+    import csv  # only for --format csv; `status` prints its table without it
+
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
     yield _taken(buffer)
