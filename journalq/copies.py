@@ -55,6 +55,12 @@ def parse_name(name: str, queue: str) -> Segment | None:
     return Segment(name, found.group(1), int(found.group(2) or 1))
 
 
+def _own(event_id: str, session: str) -> tuple[str, int] | None:
+    """(session, seq) of an id that is `<session>:<seq>` for the event's own session."""
+    found = sequence(event_id)
+    return found if found is not None and found[0] == session else None
+
+
 def sequence(event_id: str) -> tuple[str, int] | None:
     """(session, seq) of an event id `<session>:<seq>`, if it has that form."""
     session, _, seq = event_id.rpartition(":")
@@ -75,25 +81,23 @@ class Entry:
     ts: str
     line: bytes
     source: str
-    event: ev.Event | None = None
-    beat: BeatFields | None = None
-    seq: tuple[str, int] | None = attrs.field(init=False)
-
-    @seq.default
-    def _seq(self) -> tuple[str, int] | None:
-        """(session, seq) if the id is `<the event's own session>:<seq>`, else None.
-
-        The fold counts an event towards its `session` field, the merge by its id: an id
-        that names another session (a forged or hand-edited line) would never count as
-        held, and every pull would append it again."""
-        found = sequence(self.id)
-        session = self.event.session if self.event is not None else self.beat and self.beat[2]
-        return found if found is not None and found[0] == session else None
+    event: ev.Event | None
+    beat: BeatFields | None
+    # (session, seq) if the id is `<the event's own session>:<seq>`, else None. The fold
+    # counts an event towards its `session` field, the merge by its id: an id that names
+    # another session (a forged or hand-edited line) would never count as held, and every
+    # pull would append it again.
+    seq: tuple[str, int] | None
 
     @classmethod
     def of(cls, event: ev.Event, line: bytes, source: str) -> Entry:
         """An entry for a decoded event."""
-        return cls(event.id, event.ts, line, source, event=event)
+        return cls(event.id, event.ts, line, source, event, None, _own(event.id, event.session))
+
+    @classmethod
+    def of_beat(cls, beat: BeatFields, line: bytes, source: str) -> Entry:
+        """An entry for a heartbeat read as its fields (no object: most of a long copy)."""
+        return cls(beat[0], beat[1], line, source, None, beat, _own(beat[0], beat[2]))
 
     def decoded(self) -> ev.Event:
         """The event itself (a heartbeat is built from its fields)."""

@@ -202,7 +202,7 @@ class CopyReader:
             fields = beat_fields(value) if type(value) is dict else None
             entry: Entry | str
             if fields is not None:  # a heartbeat: most of a long copy, kept as its fields
-                entry = Entry(fields[0], fields[1], line, path, beat=fields)
+                entry = Entry.of_beat(fields, line, path)
             else:
                 event = codec.decode_value(value)
                 entry = event if isinstance(event, str) else Entry.of(event, line, path)
