@@ -125,9 +125,15 @@ def child_env(spec: JobSpec, extra: Mapping[str, str]) -> dict[str, str]:
     """The child's environment: ours, the spec's, and journalq's own variables on top.
 
     PYTHONUNBUFFERED makes a Python worker's prints reach the log and the terminal as they
-    happen rather than in 8 KiB blocks; a spec can still turn it off.
+    happen rather than in 8 KiB blocks; a spec can still turn it off. A shell command finds
+    `python` on PATH, so journalq's interpreter's folder goes first there, as `python` in an
+    argv means that interpreter (`resolve_argv`); a spec that sets PATH keeps its own.
     """
-    return {**os.environ, "PYTHONUNBUFFERED": "1", **spec.env, **extra}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **spec.env, **extra}
+    if spec.shell and "PATH" not in spec.env:
+        env["PATH"] = os.pathsep.join(filter(None, (os.path.dirname(sys.executable),
+                                                    env.get("PATH"))))
+    return env
 
 
 def open_log(path: str) -> int:

@@ -531,3 +531,31 @@ def test_a_run_with_a_closed_standard_descriptor_ends_as_usual(tmp_path: Path,
     assert outcomes == {"a": "failed", "b": "done"}
     if "2" in closed:
         assert (tmp_path / "runners_stderr.txt").read_text().strip() == "/dev/null"
+
+
+def test_python_in_a_shell_command_is_journalqs_interpreter_too(tmp_path: Path) -> None:
+    """"`python` as the first word means the interpreter journalq runs under": a `shell:
+    true` command (the README's `python eval.py | tee ...`) found `python` on PATH instead,
+    a system one without the venv's packages, or none (exit 127) when the venv was not
+    activated. The shell now finds journalq's interpreter first, unless the job sets PATH."""
+    write(tmp_path / "q.yaml", textwrap.dedent("""\
+        queue: q
+        jobs:
+          - id: piped
+            shell: true
+            command: "python -c 'import sys; print(sys.executable)' | cat > which.txt"
+          - id: own-path
+            shell: true
+            command: "echo $PATH > path.txt"
+            env: {PATH: /usr/bin:/bin}
+        """))
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}  # a venv not activated
+
+    done = subprocess.run([sys.executable, "-m", "journalq", "run", "--config", "q.yaml",
+                           "--quiet"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=60)
+
+    assert 0 == done.returncode, done.stderr
+    found = Path((tmp_path / "which.txt").read_text().strip())
+    assert found.parent == Path(sys.executable).parent
+    assert (tmp_path / "path.txt").read_text().strip() == "/usr/bin:/bin"
