@@ -37,7 +37,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Note whether this is the inner loop (slow tests deselected)."""
+    """Note whether this is the inner loop (slow tests deselected). A suite started in the
+    background by a script (`.ci/run &`) ignores SIGINT, and so would every journalq it
+    starts (journalq keeps a Ctrl-C ignored that it was started with): the tests that press
+    Ctrl-C need their runners to start as a terminal's would."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     global QUICK
     QUICK = "not slow" in (config.option.markexpr or "")
     if QUICK:  # property tests that keep hypothesis's defaults
