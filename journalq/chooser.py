@@ -90,13 +90,18 @@ class Chooser:
             job = self.fold.job(job_id)
             if job is None or job.status is not Status.PENDING or job_id in self.left:
                 continue
-            if self._settled_by_card(job):
-                continue
+            if self._settle_by_card(job):
+                # The card's attempt is in the journal now: a job still pending (a failure
+                # with budget left) numbers its next attempt past it.
+                job = self.fold.job(job_id)
+                if job is None or job.status is not Status.PENDING:
+                    continue
             return job
 
-    def _settled_by_card(self, job: Job) -> bool:
+    def _settle_by_card(self, job: Job) -> bool:
         """Settle the job from a run card of an attempt the journal never saw finish
-        (`policy.settle_from_card`) instead of running it twice and overwriting the card."""
+        (`policy.settle_from_card`) instead of running it twice and overwriting the card;
+        whether it did."""
         card = read_card(job.spec.out_dir, self.session.fs)
         event = policy.settle_from_card(job, card)
         if event is None:
@@ -108,4 +113,4 @@ class Chooser:
             f"not running {job.id}: {card_path(job.spec.out_dir)} records attempt "
             f"{card.attempt} of session {card.session} ({card.outcome}), which this "
             f"journal never saw finish; settled {event.to} from the card"))
-        return event.to != Status.PENDING.value
+        return True

@@ -559,3 +559,32 @@ def test_python_in_a_shell_command_is_journalqs_interpreter_too(tmp_path: Path) 
     found = Path((tmp_path / "which.txt").read_text().strip())
     assert found.parent == Path(sys.executable).parent
     assert (tmp_path / "path.txt").read_text().strip() == "/usr/bin:/bin"
+
+
+def test_a_card_that_leaves_a_job_pending_numbers_the_next_attempt_past_it(
+        tmp_path: Path) -> None:
+    """A journal started over (deleted, or a new --state) beside outputs whose run card
+    records a failed attempt 2: the card settles the job pending (budget left), and the
+    next attempt was numbered 1 from the job as it was before the card: the journal refused
+    it and `run` stopped with exit 4 ("did not take attempt 1"). It is attempt 3."""
+    write(tmp_path / "q.yaml", textwrap.dedent("""\
+        queue: q
+        defaults: {max_attempts: 2}
+        jobs:
+          - id: a
+            command: [sh, -c, "exit 2"]
+        """))
+    assert 1 == journalq("run", "--config", "q.yaml", "--quiet", cwd=tmp_path).returncode
+    journal = tmp_path / "runtime_state" / "q.jsonl"
+    for path in journal.parent.glob("q.jsonl*"):
+        path.unlink()
+
+    again = journalq("run", "--config", "q.yaml", "--quiet", cwd=tmp_path)
+
+    assert 1 == again.returncode, again.stderr
+    assert "settled pending from the card" in again.stderr
+    assert [3] == [e["attempt"] for e in events(journal) if e["type"] == "job_started"]
+    shown = json.loads(journalq("status", "--config", "q.yaml", "--json",
+                                cwd=tmp_path).stdout)
+    assert [] == shown["anomalies"]
+    assert "failed" == shown["jobs"][0]["status"]

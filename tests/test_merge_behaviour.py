@@ -11,6 +11,7 @@ the file-system seam (tests/readcount.py wraps `journalq.fs.REAL`).
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -125,3 +126,47 @@ def test_a_second_ctrl_c_during_a_merge_ends_it_at_once(tmp_path: Path,
         assert_whole(journal, work)
         return
     raise AssertionError("the merge ended each time before a SIGINT could land in it")
+
+
+def _reading(pid: int, path: Path) -> bool:
+    """Whether process `pid` has `path` open (it is reading the copy: the merge's start)."""
+    try:
+        return any(Path(f"/proc/{pid}/fd/{fd}").resolve() == path.resolve()
+                   for fd in os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="needs /proc")
+@pytest.mark.parametrize("command", [["sync"], ["run", "--quiet"]], ids=["sync", "run"])
+def test_one_ctrl_c_while_a_copy_is_read_ends_the_merge_at_once(tmp_path: Path,
+                                                                 command: list[str]) -> None:
+    """`run` on a new runtime starts by merging the folder's copies: a Ctrl-C then (no job
+    has started) ends it at once, exit 130, as it ends `sync`. It used to be a flag the run
+    loop would look at only once the merge was done (a second for 100,000 events, many for
+    a million)."""
+    copy, config = copy_in_folder(tmp_path, events=100_000, jobs=1_000)
+    journal = tmp_path / "j.jsonl"
+    merging = subprocess.Popen(
+        [sys.executable, "-m", "journalq", *command, "--config", str(config), "--state",
+         str(journal), "--sync-dir", str(tmp_path / "sd")], cwd=tmp_path,
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    while merging.poll() is None and not _reading(merging.pid, copy):
+        time.sleep(0.001)
+    assert merging.poll() is None, "the merge ended before it could be interrupted"
+    merging.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    try:
+        merging.wait(timeout=1.0)
+    except subprocess.TimeoutExpired:
+        merging.kill()
+        merging.wait()
+        raise AssertionError("still merging 1 s after Ctrl-C") from None
+    err = merging.stderr.read().decode() if merging.stderr else ""
+
+    assert 130 == merging.returncode, err
+    assert time.monotonic() - sent <= 1.0
+    assert "Traceback" not in err, err
+    if journal.exists() and journal.stat().st_size:
+        assert_whole(journal, tmp_path)
