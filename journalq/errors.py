@@ -103,9 +103,16 @@ class Hangup(KeyboardInterrupt):
     exit_code = EXIT_SIGHUP
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill`, a scheduler's stop) where journalq stops as if by Ctrl-C."""
+
+    exit_code = EXIT_SIGTERM
+
+
 def interrupt_code(exc: KeyboardInterrupt) -> int:
-    """The exit status of an interruption: 129 for a hangup, 130 for Ctrl-C."""
-    return exc.exit_code if isinstance(exc, Hangup) else EXIT_SIGINT
+    """The exit status of an interruption: 129 for a hangup, 143 for SIGTERM, 130 for
+    Ctrl-C."""
+    return exc.exit_code if isinstance(exc, (Hangup, Terminated)) else EXIT_SIGINT
 
 
 class DecisionNeeded(JournalqError):

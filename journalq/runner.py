@@ -21,7 +21,7 @@ from types import FrameType
 import attrs
 
 from journalq import host
-from journalq.errors import UsageError
+from journalq.errors import Hangup, Terminated, UsageError
 from journalq.state import JobSpec
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -70,9 +70,21 @@ class Interrupts:
                 pass
 
     def _handle(self, signum: int, _: FrameType | None) -> None:
+        if not self.armed:
+            raise (Hangup() if signum == signal.SIGHUP
+                   else Terminated() if signum == signal.SIGTERM else KeyboardInterrupt())
         if self.received is None or signum == signal.SIGINT:
             self.count += 1
         self.received = self.received or signum
+
+    # Until the loop starts jobs (a new runtime's merge, recovery, the checks before), a
+    # stop signal ends `run` at once, as it ends every other command: no job runs that it
+    # would leave behind. From `arm` on, it is a flag the loop acts on (jobs stop first).
+    armed = False
+
+    def arm(self) -> None:
+        """From now on, a stop signal is for the loop to act on."""
+        self.armed = True
 
     # Signal handlers can only be set in the main thread (`journalq.run` from a notebook's
     # worker thread has none): the loop then looks at its children at least this often.

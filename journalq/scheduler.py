@@ -67,6 +67,7 @@ class Scheduler:
 
     def run(self) -> None:
         """The loop. Returns when nothing runs and nothing more may start."""
+        self.interrupts.arm()
         with selectors.DefaultSelector() as selector:
             selector.register(self.interrupts.wakeup_fd, selectors.EVENT_READ)
             try:

@@ -145,8 +145,9 @@ def test_one_ctrl_c_while_a_copy_is_read_ends_the_merge_at_once(tmp_path: Path,
     """`run` on a new runtime starts by merging the folder's copies: a Ctrl-C then (no job
     has started) ends it at once, exit 130, as it ends `sync`. It used to be a flag the run
     loop would look at only once the merge was done (a second for 100,000 events, many for
-    a million)."""
-    copy, config = copy_in_folder(tmp_path, events=100_000, jobs=1_000)
+    a million). 300,000 events: a merge of about three seconds, so waiting for its end
+    fails the test."""
+    copy, config = copy_in_folder(tmp_path, events=300_000, jobs=1_000)
     journal = tmp_path / "j.jsonl"
     merging = subprocess.Popen(
         [sys.executable, "-m", "journalq", *command, "--config", str(config), "--state",
