@@ -190,19 +190,23 @@ class CopyReader:
         """A copy's valid events; a torn last line (still uploading) and bad lines are
         skipped, each file's first problem warned about once."""
         entries: list[Entry] = []
+        append = entries.append
         queue: str | None = None
-        beat_fields = codec.heartbeat_fields
+        beat_fields, parse_line, of_beat = codec.heartbeat_fields, codec.parse_line, Entry.of_beat
         for number, (offset, line, whole) in enumerate(
                 split_lines(self._fs, path, 0, None), start=1):
             if not whole:
                 self.warn_once(f"{path}: ignoring {len(line)} bytes of an incomplete last "
                                 "line (a copy still uploading?)")
                 break
-            value = codec.parse_line(line)
+            value = parse_line(line)
             fields = beat_fields(value) if type(value) is dict else None
             entry: Entry | str
             if fields is not None:  # a heartbeat: most of a long copy, kept as its fields
-                entry = Entry.of_beat(fields, line, path)
+                entry = of_beat(fields, line, path)
+                if entry.seq is not None:
+                    append(entry)
+                    continue
             else:
                 event = codec.decode_value(value)
                 entry = event if isinstance(event, str) else Entry.of(event, line, path)
@@ -214,7 +218,7 @@ class CopyReader:
                 continue
             if isinstance(entry.event, ev.QueueCreated) and queue is None:
                 queue = entry.event.queue
-            entries.append(entry)
+            append(entry)
         return _Read(version, runs_of(entries), queue), entries
 
     def _path(self, segment: Segment) -> str:

@@ -183,7 +183,7 @@ class Writer:
                 size += len(entries[end].line) + 1
                 end += 1
             chunk = entries[start:end]
-            self.append_line(b"".join([entry.line + b"\n" for entry in chunk]))
+            self.append_line(b"\n".join([entry.line for entry in chunk]) + b"\n")
             for entry in chunk:
                 in_order = in_order and (entry.ts, entry.id) > self.fold.last_key()
                 if in_order:
