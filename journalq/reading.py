@@ -4,7 +4,7 @@ is one. Nothing here writes."""
 
 from __future__ import annotations
 
-from journalq import checkpoint, lock, reader
+from journalq import checkpoint, reader
 from journalq import events as ev
 from journalq.errors import JournalError, UsageError
 from journalq.fold import Fold
@@ -25,9 +25,12 @@ def read_fold(opened: Opened, *, missing_ok: bool = False) -> Fold:
     except OSError as exc:
         raise JournalError(f"cannot read {path}: {exc.strerror}") from None
     warning = reader.tail_warning(report)
-    # A running writer's half-written line is not a torn tail; it will be whole in a moment.
-    if warning and not lock.writer_active(path):
-        opened.console.warn(warning)
+    if warning:
+        from journalq import lock  # only here: `status` on a sound journal starts without it
+
+        # A running writer's half-written line is not a torn tail; it will be whole soon.
+        if not lock.writer_active(path):
+            opened.console.warn(warning)
     return fold
 
 
