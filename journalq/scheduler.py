@@ -158,6 +158,9 @@ class Scheduler:
             result = running.finish(self.interrupts.received, leaders)
             del self.running[index]
             freed = True
+            # A failure with attempts left makes its job pending again: the batch that had
+            # nothing more for a free slot may have something now.
+            self._exhausted = False
             try:
                 self.hooks.finished(running, result)
             except BaseException:

@@ -588,3 +588,32 @@ def test_a_card_that_leaves_a_job_pending_numbers_the_next_attempt_past_it(
                                 cwd=tmp_path).stdout)
     assert [] == shown["anomalies"]
     assert "failed" == shown["jobs"][0]["status"]
+
+
+@pytest.mark.parametrize("slots", [2, 3])
+def test_with_several_slots_a_failure_with_budget_left_is_run_again(tmp_path: Path,
+                                                                    slots: int) -> None:
+    """A slot that found nothing to start marked the batch exhausted for good, so a job
+    that failed with attempts left (pending again) was never started again: `run` ended
+    with it pending, and exit 0 when it was the only job. It is retried, as with one slot."""
+    write(tmp_path / "q.yaml", textwrap.dedent(f"""\
+        queue: q
+        slots: {slots}
+        jobs:
+          - id: flaky
+            max_attempts: 3
+            command: [sh, -c, "n=$(cat tries 2>/dev/null || echo 0); echo $((n+1)) > tries; \\
+              [ $n -ge 1 ]"]
+          - id: hopeless
+            max_attempts: 2
+            command: [sh, -c, "sleep 0.3; exit 1"]
+        """))
+
+    done = journalq("run", "--config", "q.yaml", "--quiet", cwd=tmp_path)
+
+    assert 1 == done.returncode, done.stderr
+    journal = tmp_path / "runtime_state" / "q.jsonl"
+    ends = [(e["job"], e["attempt"], e["outcome"]) for e in events(journal)
+            if e["type"] == "job_finished"]
+    assert sorted(ends) == [("flaky", 1, "failed"), ("flaky", 2, "done"),
+                            ("hopeless", 1, "failed"), ("hopeless", 2, "failed")]
