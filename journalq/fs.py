@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import signal
 from collections.abc import Iterator
 from typing import Protocol
 
@@ -233,3 +234,17 @@ def aside_path(fs: FileSystem, path: str, kind: str, micros: int) -> str:
         number += 1
         candidate = f"{path}.{kind}-{stamp}-{number}"
     return candidate
+
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+
+@contextlib.contextmanager
+def held_stops() -> Iterator[None]:
+    """Stop signals wait (the kernel holds them) while a line is written and counted: a
+    Ctrl-C raised between the two left the line in the file but not in our size, and the
+    next push cut the sync copy mid-line. Delivered the moment the section ends."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)

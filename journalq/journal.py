@@ -4,14 +4,11 @@ Guarantees, each guarding a known failure:
 - An append is one `write` of whole lines on an O_APPEND descriptor, then `fsync`. A short
   write (disk full, file size limit) is cut back to the last whole line before failing, so a
   half line is never left for the next append to bury in the middle of the file.
-- A torn tail found when opening is copied aside to `<journal>.torn-<time>` and cut off
-  before the first append.
-- A failed `fsync` is fatal and never retried: after one, the kernel may have dropped the
-  dirty pages and a second fsync can succeed without them (PostgreSQL's "fsyncgate", 2018).
-- One writer per journal per host (`journalq.lock`).
-
-The writer is handed the function that reads and folds the journal (`checkpoint.replay`,
-the one way every command folds one), so writing sits below reading, not on top of it.
+- A torn tail found when opening is moved aside to `<journal>.torn-<time>` (first append).
+- A failed `fsync` is fatal and never retried: the kernel may have dropped the dirty pages,
+  and a second one could succeed without them (PostgreSQL's "fsyncgate", 2018).
+- One writer per journal per host (`journalq.lock`). It is handed the function that folds
+  the journal (`checkpoint.replay`), so writing sits below reading, not on top of it.
 """
 
 from __future__ import annotations
@@ -31,7 +28,7 @@ from journalq.clock import now_micros
 from journalq.copies import Entry
 from journalq.errors import JournalError
 from journalq.fold import Fold
-from journalq.fs import REAL, FileSystem, aside_path
+from journalq.fs import REAL, FileSystem, aside_path, held_stops
 from journalq.lock import LockFile
 from journalq.reader import ReadReport, check_journal
 from journalq.timestamps import format_ts, parse_ts_micros
@@ -214,6 +211,22 @@ class Writer:
         if self._fd is None:
             self._open_for_append(create=True)
         assert self._fd is not None and line.endswith(b"\n")
+        with held_stops():
+            self._write_counted(line)
+        try:
+            self.fs.fsync(self._fd)
+        except OSError as exc:
+            code = errno.errorcode.get(exc.errno or 0, "error")
+            self._broken = (f"fsync of {self.path} failed ({code}: {exc.strerror}); the "
+                            "last event may not be on disk and "
+                            "journalq will not write again in this process. Check the disk "
+                            "(dmesg), then run `journalq status`")
+            raise JournalError(self._broken) from None
+
+    def _write_counted(self, line: bytes) -> None:
+        """Write whole lines and count them (before the fsync, so that a Ctrl-C during it
+        cannot leave them in the file but not in our size), or cut back a short write."""
+        assert self._fd is not None
         try:
             written = self.fs.write(self._fd, line)
             reason = f"only {written} of {len(line)} bytes were written"
@@ -228,21 +241,10 @@ class Writer:
                 f"cannot append to {self.path}: {reason} (disk full or file size limit?); "
                 "the partial line was removed. Free space, then rerun"
             )
-        # Counted as written before the fsync: a Ctrl-C during it must not leave the line in
-        # the file but not in our size (the next append would then be misplaced by a mark).
         self._size += len(line)
         self.lines += line.count(b"\n")
         if self._digest is not None:
             self._digest.update(line)
-        try:
-            self.fs.fsync(self._fd)
-        except OSError as exc:
-            code = errno.errorcode.get(exc.errno or 0, "error")
-            self._broken = (f"fsync of {self.path} failed ({code}: {exc.strerror}); the "
-                            "last event may not be on disk and "
-                            "journalq will not write again in this process. Check the disk "
-                            "(dmesg), then run `journalq status`")
-            raise JournalError(self._broken) from None
 
     def _cut_back(self) -> None:
         assert self._fd is not None
@@ -256,12 +258,9 @@ class Writer:
     def written_since(self, size: int) -> bool:
         """Whether the file holds more than `size` bytes now (an append that was interrupted
         may have reached the file before it returned)."""
-        if self._fd is None:
-            return False
-        try:
-            return self.fs.size(self._fd) > size
-        except OSError:
-            return False
+        with contextlib.suppress(OSError):
+            return self._fd is not None and self.fs.size(self._fd) > size
+        return False
 
     @property
     def size(self) -> int:
@@ -297,3 +296,4 @@ def _replay_if_present(path: str, fs: FileSystem, replay: Replay) -> tuple[Fold,
     if not fs.exists(path):
         return Fold(), ReadReport(path, 0, 0, 0, "", (), True)
     return replay(path, fs)
+

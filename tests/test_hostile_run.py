@@ -617,3 +617,51 @@ def test_with_several_slots_a_failure_with_budget_left_is_run_again(tmp_path: Pa
             if e["type"] == "job_finished"]
     assert sorted(ends) == [("flaky", 1, "failed"), ("flaky", 2, "done"),
                             ("hopeless", 1, "failed"), ("hopeless", 2, "failed")]
+
+
+INTERRUPT_AFTER_WRITE = """\
+import os, signal, sys
+import journalq.fs
+real_write, done = journalq.fs.REAL.write, []
+def write(fd, data):
+    written = real_write(fd, data)
+    if b'"job_added"' in data and not done:  # Ctrl-C the moment the kernel took the line
+        done.append(1)
+        os.kill(os.getpid(), signal.SIGINT)
+    return written
+journalq.fs.REAL.write = write
+sys.argv = ["journalq", *sys.argv[1:]]
+from journalq.__main__ import entry
+entry()
+"""
+
+
+def test_a_ctrl_c_as_a_line_is_written_leaves_the_sync_copy_whole(tmp_path: Path) -> None:
+    """Ctrl-C before the first job stops `run` at once; landing right after the kernel took
+    a line but before the writer counted it, it left the line in the journal and not in
+    the writer's size, and the final push cut the sync copy mid-line: another runtime saw
+    an incomplete copy and this session as a live runner (exit 5 for two hours). A line is
+    written and counted with the stop signals held."""
+    write(tmp_path / "q.yaml", textwrap.dedent("""\
+        queue: q
+        sync_dir: sync
+        jobs:
+          - id: a
+            command: [echo, a]
+          - id: b
+            command: [echo, b]
+        """))
+    stopped = subprocess.run([sys.executable, "-c", INTERRUPT_AFTER_WRITE, "run", "--config",
+                              "q.yaml"], cwd=tmp_path, capture_output=True, text=True,
+                             timeout=60)
+    assert 130 == stopped.returncode, stopped.stderr
+    journal = (tmp_path / "runtime_state" / "q.jsonl").read_bytes()
+    copies = list((tmp_path / "sync").glob("q.*.jsonl"))
+    assert 1 == len(copies) and copies[0].read_bytes() == journal
+    assert [json.loads(line)["type"] for line in journal.splitlines()][-1] == "session_ended"
+
+    elsewhere = subprocess.run(
+        [sys.executable, "-m", "journalq", "run", "--config", "q.yaml", "--state",
+         "other/q.jsonl", "--quiet"], cwd=tmp_path, capture_output=True, text=True,
+        timeout=60, env={**os.environ, "JOURNALQ_BOOT_ID": "another-machine"})
+    assert 0 == elsewhere.returncode, elsewhere.stderr
