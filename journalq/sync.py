@@ -172,7 +172,7 @@ class Mirror:
             # Copied by the kernel: a push never reads the journal again in this process.
             self._fs.copy_file(journal, start, end, temp)
             self._fs.replace(temp, target)
-        except OSError:
+        except BaseException:  # an error, or Ctrl-C between the copy and the rename
             with contextlib.suppress(OSError):
                 self._fs.remove(temp)  # a half-written temp file would only clutter
             raise

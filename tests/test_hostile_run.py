@@ -665,3 +665,32 @@ def test_a_ctrl_c_as_a_line_is_written_leaves_the_sync_copy_whole(tmp_path: Path
          "other/q.jsonl", "--quiet"], cwd=tmp_path, capture_output=True, text=True,
         timeout=60, env={**os.environ, "JOURNALQ_BOOT_ID": "another-machine"})
     assert 0 == elsewhere.returncode, elsewhere.stderr
+
+
+INTERRUPT_AT_RENAME = """\
+import os, signal, sys
+import journalq.fs
+real_replace = journalq.fs.REAL.replace
+def replace(source, target):
+    os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C as the copy is about to be renamed in
+    real_replace(source, target)
+journalq.fs.REAL.replace = replace
+sys.argv = ["journalq", *sys.argv[1:]]
+from journalq.__main__ import entry
+entry()
+"""
+
+
+def test_a_push_stopped_by_ctrl_c_leaves_no_temp_file(tmp_path: Path) -> None:
+    """A push writes a temp file in the sync folder and renames it over the copy; a Ctrl-C
+    between the two left the temp file behind (only an OSError cleaned it up), clutter
+    that Drive uploads. Any interruption removes it."""
+    write(tmp_path / "q.yaml",
+          'queue: q\nsync_dir: sync\njobs:\n  - {id: a, command: ["true"]}\n')
+
+    stopped = subprocess.run([sys.executable, "-c", INTERRUPT_AT_RENAME, "init", "--config",
+                              "q.yaml"], cwd=tmp_path, capture_output=True, text=True,
+                             timeout=60)
+
+    assert 130 == stopped.returncode, stopped.stderr
+    assert [] == [p.name for p in (tmp_path / "sync").iterdir() if ".tmp-" in p.name]
