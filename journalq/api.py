@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from journalq.errors import EXIT_JOURNAL, EXIT_OK, EXIT_TABLE, Error
+from journalq.errors import EXIT_JOURNAL, EXIT_OK, EXIT_TABLE, Error, interrupt_code
 from journalq.opened import Opened, open_queue
 from journalq.render import Console
 
@@ -122,6 +122,8 @@ def _settle(command: str, opened: Opened, call: Callable[[], int]) -> None:
         code = call()
     except OSError as exc:  # the command line's last resort, the same words
         raise _os_error(exc) from exc
+    except KeyboardInterrupt as exc:  # stopped before `run`'s loop (a merge), or mid-read
+        code = interrupt_code(exc)
     if code != EXIT_OK:
         raise Error(_outcome(command, code, opened), exit_code=code)
 

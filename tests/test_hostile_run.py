@@ -694,3 +694,35 @@ def test_a_push_stopped_by_ctrl_c_leaves_no_temp_file(tmp_path: Path) -> None:
 
     assert 130 == stopped.returncode, stopped.stderr
     assert [] == [p.name for p in (tmp_path / "sync").iterdir() if ".tmp-" in p.name]
+
+
+def test_the_api_raises_error_130_for_a_ctrl_c_before_the_first_job(tmp_path: Path) -> None:
+    """From a notebook, a Ctrl-C before `run`'s loop starts (its merge, the checks) raised
+    a bare KeyboardInterrupt (or an internal `Terminated`), where one a moment later raised
+    `journalq.Error` 130: the README promises `journalq.Error` with the command line's
+    exit code for every non-zero outcome."""
+    write(tmp_path / "q.yaml", textwrap.dedent("""\
+        queue: q
+        jobs:
+          - id: a
+            command: [echo, a]
+        """))
+    done = python(tmp_path, """\
+        import os, signal
+        import journalq, journalq.fs
+        real_write = journalq.fs.REAL.write
+        def write(fd, data):
+            written = real_write(fd, data)
+            if b'"job_added"' in data:
+                os.kill(os.getpid(), signal.SIGINT)
+            return written
+        journalq.fs.REAL.write = write
+        try:
+            journalq.run("q.yaml", quiet=True)
+        except journalq.Error as exc:
+            print("Error", exc.exit_code)
+        except BaseException as exc:
+            print("other", type(exc).__name__)
+        """)
+
+    assert "Error 130" == done.stdout.strip(), done.stdout + done.stderr
