@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import os
 import posixpath
+import re
 import tomllib
-from typing import Any
+from typing import Any, TypeGuard
 
 import tomli_w
 
@@ -51,14 +52,26 @@ def write_card(out_dir: str, fields: dict[str, Any], fs: FileSystem = REAL,
 
 
 def read_card(out_dir: str, fs: FileSystem = REAL) -> RunCard | None:
-    """The card in `out_dir`, or None if there is none or it cannot be read."""
+    """The card in `out_dir`, or None if there is none, it cannot be read, or its fields
+    are not what journalq writes (a hint, never trusted: its values go into the journal,
+    where a `return_code = "boom"` made every later read refuse the line)."""
     try:
         data = b"".join(fs.read(card_path(out_dir)))
         fields = tomllib.loads(data.decode())
-        return RunCard(
-            job=str(fields["job"]), attempt=int(fields["attempt"]),
-            session=str(fields["session"]), outcome=str(fields["outcome"]),
-            return_code=fields.get("return_code"),
-        )
-    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
+    except (OSError, ValueError, UnicodeDecodeError):
         return None
+    job, attempt, session = fields.get("job"), fields.get("attempt"), fields.get("session")
+    outcome, return_code = fields.get("outcome"), fields.get("return_code")
+    if not (isinstance(job, str) and isinstance(outcome, str) and isinstance(session, str)
+            and _SESSION.fullmatch(session) and _whole(attempt) and 0 < attempt < 2**31
+            and (return_code is None or (_whole(return_code) and abs(return_code) < 2**31))):
+        return None
+    return RunCard(job=job, attempt=attempt, session=session, outcome=outcome,
+                   return_code=return_code)
+
+
+_SESSION = re.compile(r"[0-9a-f]{12}")
+
+
+def _whole(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)

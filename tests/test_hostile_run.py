@@ -726,3 +726,26 @@ def test_the_api_raises_error_130_for_a_ctrl_c_before_the_first_job(tmp_path: Pa
         """)
 
     assert "Error 130" == done.stdout.strip(), done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("bad", ['return_code = "boom"', "return_code = 1.5",
+                                 "return_code = true", "attempt = -5\nreturn_code = 0",
+                                 'return_code = 0\nsession = "not a session"'])
+def test_a_card_with_fields_journalq_never_writes_is_no_card(tmp_path: Path, bad: str) -> None:
+    """A run card is a hint: one whose fields journalq never writes (a return code that is
+    text, a negative attempt) was copied into a `job_recovered` line that every later read
+    refused as corrupt (exit 4 until `repair`). It is ignored, as an unreadable card is."""
+    write(tmp_path / "q.yaml", "queue: q\njobs:\n  - {id: j, command: [echo, j]}\n")
+    fields = {"job": '"j"', "attempt": "1", "session": '"abcdef012345"', "outcome": '"done"'}
+    for line in bad.splitlines():
+        key, value = line.split(" = ")
+        fields[key] = value
+    card = tmp_path / "runtime_state" / "outputs" / "q" / "j" / "journalq-run.toml"
+    write(card, "".join(f"{key} = {value}\n" for key, value in fields.items()))
+
+    done = journalq("run", "--config", "q.yaml", "--quiet", cwd=tmp_path)
+
+    assert 0 == done.returncode, done.stderr
+    journal = tmp_path / "runtime_state" / "q.jsonl"
+    assert [] == [e for e in events(journal) if e["type"] == "job_recovered"]
+    assert 0 == journalq("status", "--config", "q.yaml", cwd=tmp_path).returncode
