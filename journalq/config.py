@@ -79,6 +79,8 @@ def _check(written: QueueConfig, source: str, sha256: str) -> Config:
     worker = expand.words(written.worker, "$.worker")
     out_root = folder_path(written.out_root or f"runtime_state/outputs/{written.queue}",
                            "$.out_root")
+    if written.sync_dir is not None:
+        folder_path(written.sync_dir, "$.sync_dir")  # checked (no NUL, not empty), kept as written
     return Config(
         source=source, sha256=sha256, queue=written.queue, out_root=out_root,
         stale_seconds=written.stale_seconds, heartbeat_seconds=written.heartbeat_seconds,

@@ -205,13 +205,15 @@ def _command_argv(command: tuple[str, ...] | str, shell: bool, path: str) -> tup
 def words(worker: tuple[str, ...] | str, path: str) -> tuple[str, ...]:
     """A command given as a list of words, or as one string split the way a shell would."""
     if isinstance(worker, tuple):
-        return worker
-    try:
-        split = tuple(shlex.split(worker))
-    except ValueError as exc:
-        raise Problem(path, f"cannot split into words ({exc})") from None
-    if not split:
-        raise Problem(path, "the worker command is empty")
+        split = worker
+    else:
+        try:
+            split = tuple(shlex.split(worker))
+        except ValueError as exc:
+            raise Problem(path, f"cannot split into words ({exc})") from None
+        if not split:
+            raise Problem(path, "the worker command is empty")
+    _check_no_nul(split, path)
     return split
 
 

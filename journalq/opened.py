@@ -63,6 +63,9 @@ def open_queue(*, console: Console, state: str | None, config: str | None,
     """The queue that --state / --config / --sync-dir name, checked before anything is
     written: the config parses, and the journal is there unless something can make it
     (the sync folder is checked by the session, before it touches the journal)."""
+    for flag, given in (("--state", state), ("--config", config), ("--sync-dir", sync_dir)):
+        if given and "\0" in given:
+            raise UsageError(f"{flag}: the path contains a NUL byte, which no file name can")
     cfg = load_config(config) if config else None
     if state:
         path = state

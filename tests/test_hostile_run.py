@@ -749,3 +749,25 @@ def test_a_card_with_fields_journalq_never_writes_is_no_card(tmp_path: Path, bad
     journal = tmp_path / "runtime_state" / "q.jsonl"
     assert [] == [e for e in events(journal) if e["type"] == "job_recovered"]
     assert 0 == journalq("status", "--config", "q.yaml", cwd=tmp_path).returncode
+
+
+def test_a_nul_byte_in_a_folder_or_worker_or_path_is_one_line(tmp_path: Path) -> None:
+    """A NUL in `sync_dir` ended in "internal error" (exit 70), in `worker` it was blamed
+    on the job's args, and in a path given to the API it raised a bare ValueError."""
+    for text, field in [('sync_dir: "s\\0x"\n', "$.sync_dir"),
+                        ('worker: [python, "s\\0.py"]\n', "$.worker")]:
+        write(tmp_path / "q.yaml", f"queue: q\n{text}jobs:\n"
+              "  - {id: a, args: {model: m, layers: '1', alphas: [1]}}\n")
+        refused = journalq("status", "--config", "q.yaml", cwd=tmp_path)
+        assert 3 == refused.returncode and f"q.yaml: {field}: " in refused.stderr
+        assert 1 == len(refused.stderr.splitlines()), refused.stderr
+    done = python(tmp_path, """\
+        import journalq
+        for where in ("state", "sync_dir"):
+            try:
+                journalq.status("q.yaml" if where == "sync_dir" else None,
+                                **{where: "/tmp/a\\0b"})
+            except journalq.Error as exc:
+                print(where, exc.exit_code)
+        """)
+    assert "state 2\nsync_dir 2" == done.stdout.strip(), done.stdout + done.stderr
