@@ -138,11 +138,13 @@ def child_env(spec: JobSpec, extra: Mapping[str, str]) -> dict[str, str]:
 
     PYTHONUNBUFFERED makes a Python worker's prints reach the log and the terminal as they
     happen rather than in 8 KiB blocks; a spec can still turn it off. A shell command finds
-    `python` on PATH, so journalq's interpreter's folder goes first there, as `python` in an
-    argv means that interpreter (`resolve_argv`); a spec that sets PATH keeps its own.
+    `python` on PATH: run from a venv that is not activated, journalq puts the venv's bin
+    first, as activating it would, so that `python` there means journalq's interpreter as
+    it does in an argv (`resolve_argv`). Outside a venv (/usr/bin/python3, Colab's kernel)
+    PATH is left alone: /usr/bin first would shadow /usr/local/bin. A spec's PATH is its own.
     """
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **spec.env, **extra}
-    if spec.shell and "PATH" not in spec.env:
+    if spec.shell and "PATH" not in spec.env and sys.prefix != sys.base_prefix:
         env["PATH"] = os.pathsep.join(filter(None, (os.path.dirname(sys.executable),
                                                     env.get("PATH"))))
     return env

@@ -561,6 +561,31 @@ def test_python_in_a_shell_command_is_journalqs_interpreter_too(tmp_path: Path) 
     assert (tmp_path / "path.txt").read_text().strip() == "/usr/bin:/bin"
 
 
+def test_outside_a_venv_a_shell_commands_path_is_left_alone(tmp_path: Path) -> None:
+    """journalq run by an interpreter outside any venv (/usr/bin/python3, Colab's kernel):
+    putting its folder first on PATH would put all of /usr/bin before /usr/local/bin."""
+    base = Path(sys.base_prefix) / "bin" / "python3"
+    if sys.prefix == sys.base_prefix or not base.exists():
+        pytest.skip("needs the tests to run in a venv, with its base interpreter at hand")
+    write(tmp_path / "q.yaml", textwrap.dedent("""\
+        queue: q
+        jobs:
+          - id: path
+            shell: true
+            command: "echo $PATH > path.txt"
+        """))
+    packages = [p for p in sys.path if p.endswith("site-packages")]
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path),
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), *packages])}
+
+    done = subprocess.run([str(base), "-m", "journalq", "run", "--config", "q.yaml",
+                           "--quiet"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=60)
+
+    assert 0 == done.returncode, done.stderr
+    assert (tmp_path / "path.txt").read_text().strip() == "/usr/local/bin:/usr/bin:/bin"
+
+
 def test_a_card_that_leaves_a_job_pending_numbers_the_next_attempt_past_it(
         tmp_path: Path) -> None:
     """A journal started over (deleted, or a new --state) beside outputs whose run card
