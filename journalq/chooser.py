@@ -109,8 +109,10 @@ class Chooser:
         assert card is not None
         self.session.append(event)
         self.settled_by_card.append(job.id)
+        again = event.to == Status.PENDING.value  # a failure with attempts left
         self.console.warn(render.safe(
-            f"not running {job.id}: {card_path(job.spec.out_dir)} records attempt "
-            f"{card.attempt} of session {card.session} ({card.outcome}), which this "
-            f"journal never saw finish; settled {event.to} from the card"))
+            f"{job.id}: {card_path(job.spec.out_dir)} records attempt {card.attempt} of "
+            f"session {card.session} ({card.outcome}), which this journal never saw "
+            "finish; " + ("recorded from the card, and the job runs again (it has attempts "
+                          "left)" if again else f"settled {event.to} from the card, not run")))
         return True

@@ -607,7 +607,7 @@ def test_a_card_that_leaves_a_job_pending_numbers_the_next_attempt_past_it(
     again = journalq("run", "--config", "q.yaml", "--quiet", cwd=tmp_path)
 
     assert 1 == again.returncode, again.stderr
-    assert "settled pending from the card" in again.stderr
+    assert "recorded from the card, and the job runs again" in again.stderr
     assert [3] == [e["attempt"] for e in events(journal) if e["type"] == "job_started"]
     shown = json.loads(journalq("status", "--config", "q.yaml", "--json",
                                 cwd=tmp_path).stdout)

@@ -241,7 +241,7 @@ def test_a_card_from_an_attempt_the_journal_never_saw_stops_a_rerun(project: Pat
 
         assert 0 == again.returncode, again.stderr
         assert [("a", 1), ("b", 1), ("b", 1)] == queue.runs()
-        assert "not running a:" in again.stderr
+        assert "settled done from the card, not run" in again.stderr
         assert str(card.relative_to(project)) in again.stderr
         assert ("done", "card") == (queue.job("a")["status"],
                                     queue.job("a")["attempts"][-1]["reason"])
