@@ -38,6 +38,7 @@ def test_readme_test_command_is_what_ci_runs() -> None:
     assert "configs/experiments/example.local.yaml" in one_liners[0]
 
 
+@pytest.mark.slow  # thirty commands, seven seconds: CI runs it
 @pytest.mark.skipif(shutil.which("jq") is None, reason="the README's recipes need jq")
 def test_readme_commands_run_in_order(tmp_path: Path) -> None:
     """Every command in the README's sh blocks exits 0 when run in order from a checkout."""
