@@ -246,3 +246,13 @@ def test_a_card_from_an_attempt_the_journal_never_saw_stops_a_rerun(project: Pat
         assert ("done", "card") == (queue.job("a")["status"],
                                     queue.job("a")["attempts"][-1]["reason"])
         assert saved == card.read_bytes()
+
+
+def test_retry_failed_with_nothing_failed_says_so(project: Path) -> None:
+    """`retry --failed` when no job failed printed "0 job(s) pending again: -"."""
+    with SmallQueue(project, ["a"]) as queue:
+        finish(queue.start("--quiet"))
+        retried = journalq("retry", "--failed", "--state", str(queue.journal), cwd=project)
+
+        assert 0 == retried.returncode, retried.stderr
+        assert "nothing to retry: no job has failed" == retried.stdout.strip()

@@ -26,8 +26,11 @@ def retry(opened: Opened, *, job_ids: Sequence[str], failed: bool) -> int:
                     raise UsageError(f"job {job.id} is {job.status.value}; only failed, "
                                      "cancelled or done jobs can be retried")
         session.append_many([ev.JobRetried(job=job.id) for job in chosen])
-    names = ", ".join(job.id for job in chosen) or "-"
-    opened.console.out(f"{len(chosen)} job(s) pending again: {names}")
+    if chosen:
+        opened.console.out(f"{len(chosen)} job(s) pending again: "
+                           f"{', '.join(job.id for job in chosen)}")
+    else:
+        opened.console.out("nothing to retry: no job has failed")
     return EXIT_OK
 
 
