@@ -240,11 +240,13 @@ def run_exit_code(queue: Queue, selected: Iterable[str], *, yielded: bool,
                   interrupted_by: int | None, halted: bool = False) -> int:
     """The exit code of `run`, most telling first: a signal that stopped it (129/130/143),
     then jobs it left to another live runner (5), then a failed job of its selection or a
-    run halted before it tried every pending job (1), else 0."""
+    run halted before it tried every pending job (1), else 0. A selected job still pending
+    with none of those reasons is not success either (1): 0 promises that all are done
+    (a slot that stopped looking for work once made that 0, with a retry left undone)."""
     if interrupted_by is not None:
         return _SIGNAL_EXIT.get(interrupted_by, EXIT_SIGINT)
     if yielded:
         return EXIT_BUSY
-    failed = any(queue.jobs[job].status is Status.FAILED for job in selected
-                 if job in queue.jobs)
-    return EXIT_JOBS_FAILED if halted or failed else EXIT_OK
+    unfinished = any(queue.jobs[job].status in (Status.FAILED, Status.PENDING)
+                     for job in selected if job in queue.jobs)
+    return EXIT_JOBS_FAILED if halted or unfinished else EXIT_OK

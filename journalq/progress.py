@@ -28,10 +28,12 @@ class Progress:
         self._durations: list[float] = []
         self._selected = selected
         self._settled = 0
+        self._cancelled = 0  # selected, but skipped: not counted, as without a selection
         if selected is not None:
             current = fold()
-            self._settled = sum(1 for job_id in selected if (job := current.job(job_id))
-                                and job.status in (Status.DONE, Status.FAILED))
+            statuses = [job.status for job_id in selected if (job := current.job(job_id))]
+            self._settled = sum(s in (Status.DONE, Status.FAILED) for s in statuses)
+            self._cancelled = statuses.count(Status.CANCELLED)
 
     def _position(self) -> tuple[int, int, int]:
         """(settled, total, pending) of the jobs counted."""
@@ -39,7 +41,7 @@ class Progress:
             counts = self._fold().counts()
             total = sum(counts.values()) - counts[Status.CANCELLED]
             return counts[Status.DONE] + counts[Status.FAILED], total, counts[Status.PENDING]
-        total = len(self._selected)
+        total = len(self._selected) - self._cancelled
         running = self._fold().counts()[Status.RUNNING]
         return self._settled, total, max(0, total - self._settled - running)
 

@@ -796,3 +796,23 @@ def test_a_nul_byte_in_a_folder_or_worker_or_path_is_one_line(tmp_path: Path) ->
                 print(where, exc.exit_code)
         """)
     assert "state 2\nsync_dir 2" == done.stdout.strip(), done.stdout + done.stderr
+
+
+def test_progress_of_a_selection_leaves_its_cancelled_jobs_out(tmp_path: Path) -> None:
+    """A run of `a b c` with b cancelled ended at `[2/3]`: the selection's total counted
+    the cancelled job, which never settles; without a selection it was left out."""
+    write(tmp_path / "q.yaml", textwrap.dedent("""\
+        queue: q
+        jobs:
+          - {id: a, command: ["true"]}
+          - {id: b, command: ["true"]}
+          - {id: c, command: ["true"]}
+        """))
+    assert 0 == journalq("init", "--config", "q.yaml", cwd=tmp_path).returncode
+    assert 0 == journalq("cancel", "--config", "q.yaml", "b", cwd=tmp_path).returncode
+
+    done = journalq("run", "--config", "q.yaml", "a", "b", "c", cwd=tmp_path)
+
+    assert 0 == done.returncode, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("[")]
+    assert lines[-1].startswith("[2/2] done   c"), lines

@@ -238,10 +238,20 @@ def test_run_exit_code_of_a_queue_without_failures(kwargs: dict[str, object],
     assert expected == policy.run_exit_code(queue, ["a"], **kwargs)  # type: ignore[arg-type]
 
 
+def test_run_exit_code_is_1_while_a_selected_job_is_still_pending() -> None:
+    """0 promises every selected job done (or cancelled): one left pending at the end for
+    no stated reason (no signal, no other runner, no halt) is not success."""
+    queue = queue_of(added("a"), added("b"), started("a", 1), finished("a", 1))
+
+    assert (1, 0) == (policy.run_exit_code(queue, ["a", "b"], yielded=False, interrupted_by=None),
+                      policy.run_exit_code(queue, ["a"], yielded=False, interrupted_by=None))
+
+
 def test_run_exit_code_is_1_when_a_selected_job_failed() -> None:
     """A failed job of the run's selection makes it exit 1 unless more is to say; a failed
     job another runner selected does not."""
-    queue = queue_of(added("a"), added("b"), started("a", 1), finished("a", 1, return_code=3))
+    queue = queue_of(added("a"), added("b"), started("a", 1), finished("a", 1, return_code=3),
+                     started("b", 1), finished("b", 1))
 
     assert (1, 5, 143, 0) == (
         policy.run_exit_code(queue, ["a"], yielded=False, interrupted_by=None),
