@@ -175,11 +175,7 @@ def replay(journal: str, fs: FileSystem = REAL, *,
     check_journal(journal, fs)
     loaded = _load(journal, fs) if fs.exists(path_for(journal)) else None
     if loaded is None:
-        if not digest:
-            return _replay_all(journal, fs)
-        import hashlib
-
-        return _replay_all(journal, fs, hashlib.sha256())
+        return replay_anew(journal, fs, digest=digest)
     folder, offset, lines, newest, newer, covered = loaded
     reader = Reader(journal, fs, start=offset, first_line=lines + 1,
                     digest=covered if digest else None)

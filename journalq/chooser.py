@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import collections
 
-from journalq import host, policy, render, runners
+from journalq import host, policy, render, runners, runners_view
 from journalq.batchplan import Plan
 from journalq.card import card_path, read_card
 from journalq.clock import Clock
@@ -27,7 +27,6 @@ class Chooser:
         self.clock = clock
         self.yielded: dict[str, runners.OtherRunner] = {}  # session -> the runner we left to
         self.left: set[str] = set()  # jobs left to an earlier runner
-        self.settled_by_card: list[str] = []
         self._order = [job for job in session.fold.job_ids() if job in plan.runnable]
         self._cursor = 0
         self._again: collections.deque[str] = collections.deque()  # pending again, first
@@ -63,8 +62,7 @@ class Chooser:
         if not others:
             return
         seen = observe(queue, self.clock.utc_now(), self.plan.stale_seconds)
-        here = frozenset(info.id for info in others if info.boot_id == seen.boot_id
-                         and host.is_alive(info.pid, info.pid_start))
+        here = runners_view.live_here(queue, seen.boot_id, host.is_alive)
         for other in runners.live_earlier(
                 queue, self.session.id, now=seen.now, stale_seconds=self.plan.stale_seconds,
                 boot_id=seen.boot_id, live_here=here, ignore=self.plan.declared_dead):
@@ -108,7 +106,6 @@ class Chooser:
             return False
         assert card is not None
         self.session.append(event)
-        self.settled_by_card.append(job.id)
         again = event.to == Status.PENDING.value  # a failure with attempts left
         self.console.warn(render.safe(
             f"{job.id}: {card_path(job.spec.out_dir)} records attempt {card.attempt} of "

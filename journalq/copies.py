@@ -99,12 +99,8 @@ class Entry(NamedTuple):
 
     @classmethod
     def of_beat(cls, beat: BeatFields, line: bytes, source: str) -> Entry:
-        """An entry for a heartbeat read as its fields (no object: most of a long copy);
-        `_own` inlined, as this runs for most lines of a long copy."""
-        session, _, seq = beat[0].rpartition(":")
-        own = ((session, int(seq)) if session and session == beat[2] and seq.isascii()
-               and seq.isdigit() else None)
-        return cls(beat[0], beat[1], line, source, None, beat, own)
+        """An entry for a heartbeat read as its fields (no object: most of a long copy)."""
+        return cls(beat[0], beat[1], line, source, None, beat, _own(beat[0], beat[2]))
 
     def decoded(self) -> ev.Event:
         """The event itself (a heartbeat is built from its fields)."""

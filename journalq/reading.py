@@ -4,6 +4,8 @@ is one. Nothing here writes."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from journalq import checkpoint, reader
 from journalq import events as ev
 from journalq.errors import JournalError, UsageError
@@ -44,17 +46,29 @@ def read_with_copies(opened: Opened) -> Queue:
     if opened.sync is None:
         return read_queue(opened)
     fold = read_fold(opened, missing_ok=True)
+    from journalq.copyreader import CopyReader, merged_queue
+
+    copies = CopyReader(opened.sync.folder, queue_name(opened, fold), opened.console.warn,
+                        opened.fs)
+    return merged_queue(fold, copies, rereader(opened))
+
+
+def queue_name(opened: Opened, fold: Fold) -> str:
+    """The queue whose copies to read in the sync folder: the config's, else the journal's."""
     name = opened.config.queue if opened.config else fold.queue().name
     if name is None:
         raise UsageError(f"{opened.path}: no journal here to name the queue; pass --config so "
                          "journalq knows which copies in the sync folder to read")
-    from journalq.copyreader import CopyReader, merged_queue
+    return name
 
-    copies = CopyReader(opened.sync.folder, name, opened.console.warn, opened.fs)
 
-    def reread() -> list[ev.Event]:
+def rereader(opened: Opened) -> Callable[[], list[ev.Event]]:
+    """Reads the local journal's events again, in file order (a merge that sorts older
+    events in folds everything anew)."""
+
+    def events() -> list[ev.Event]:
         if not opened.fs.exists(opened.path):
             return []
         return list(reader.Reader(opened.path, opened.fs).events())
 
-    return merged_queue(fold, copies, reread)
+    return events

@@ -28,13 +28,7 @@ def tsv_cell(value: object) -> str:
     """One value as a TSV cell: empty for None, `true`/`false`, numbers as Python writes
     them, lists and objects as JSON, text with tabs, newlines, backslashes and control
     characters escaped."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (dict, list)):
-        value = json.dumps(value, ensure_ascii=False)
-    return str(value).translate(_TSV)
+    return _text(value).translate(_TSV)
 
 
 def _text(value: object) -> str:

@@ -13,13 +13,13 @@ local journal's.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Container
+from collections.abc import Container
 
 from journalq import checkpoint, lock, reader
-from journalq import events as ev
-from journalq.errors import JournalError, UsageError
+from journalq.errors import JournalError
 from journalq.fold import Fold, OutOfOrder
 from journalq.opened import Opened
+from journalq.reading import queue_name, rereader
 from journalq.state import Queue, Status
 
 # (name, size, mtime_ns) of each file of the sync folder that belongs to the queue
@@ -140,13 +140,7 @@ class QueueWatch:
     # ---- the sync folder's copies -------------------------------------------------------
 
     def _queue_name(self) -> str:
-        cfg = self._opened.config
-        name = cfg.queue if cfg else self._local().queue().name
-        if name is None:
-            raise UsageError(f"{self._opened.path}: no journal here to name the queue; pass "
-                             "--config so journalq knows which copies in the sync folder to "
-                             "read")
-        return name
+        return queue_name(self._opened, self._local())
 
     def _list_copies(self, folder: str) -> Listing:
         from journalq.copies import parse_name
@@ -178,14 +172,5 @@ class QueueWatch:
         sync = self._opened.sync
         assert sync is not None
         copies = CopyReader(sync.folder, self._queue_name(), self.warn_once, self._opened.fs)
-        return merged_queue(Fold.resume(self._local().export()), copies, self._reread())
-
-    def _reread(self) -> Callable[[], list[ev.Event]]:
-        path, fs = self._opened.path, self._opened.fs
-
-        def events() -> list[ev.Event]:
-            if not fs.exists(path):
-                return []
-            return list(reader.Reader(path, fs).events())
-
-        return events
+        return merged_queue(Fold.resume(self._local().export()), copies,
+                            rereader(self._opened))

@@ -4,12 +4,12 @@ lock, no copy, no out_dir."""
 
 from __future__ import annotations
 
-import fnmatch
 import shlex
 from collections.abc import Sequence
 
 from journalq import policy, render
 from journalq.errors import EXIT_OK, UsageError
+from journalq.jobfilter import unmatched
 from journalq.opened import Opened
 from journalq.reading import read_with_copies
 from journalq.recovery import observe
@@ -36,8 +36,7 @@ def dry_run(opened: Opened, *, command: str, resume: bool = False,
     if unknown:
         raise UsageError(f"no such job: {', '.join(unknown)}; `journalq status` lists the ids")
     ids = [*known, *cfg.jobs]
-    stray = [glob for glob in selection.only or ()
-             if not any(fnmatch.fnmatchcase(job, glob) for job in ids)]
+    stray = unmatched(selection.only or (), ids)
     if stray:
         raise UsageError(f"--only {stray[0]!r} matches no job of {opened.path}; "
                          "`journalq status` lists the ids")

@@ -4,7 +4,6 @@ the operator stops us."""
 
 from __future__ import annotations
 
-import fnmatch
 import os
 from collections.abc import Sequence
 
@@ -16,6 +15,7 @@ from journalq.batchplan import Plan
 from journalq.config import Config
 from journalq.echo import Echo, console_on, terminal_for
 from journalq.errors import DecisionNeeded, UsageError
+from journalq.jobfilter import unmatched
 from journalq.opened import Opened
 from journalq.recovery import observe, recover_orphans, refuse_orphans
 from journalq.render import Console
@@ -134,13 +134,14 @@ def _prepare(opened: Opened, session: Session, cfg: Config, selection: Selection
         raise UsageError(f"no such job: {', '.join(unknown)}; `journalq status` lists the ids")
     # A glob that matches no job at all is a typo (as `wait` says too): running nothing and
     # exiting 0, "every selected job done", would let a notebook or a script sail on.
-    stray = [glob for glob in selection.only or ()
-             if not any(fnmatch.fnmatchcase(job, glob) for job in queue.jobs)]
+    stray = unmatched(selection.only or (), queue.jobs)
     if stray:
         raise UsageError(f"--only {stray[0]!r} matches no job of {session.path}; "
                          "`journalq status` lists the ids")
     # Only the selected jobs' specs matter to this run: another shard's are its own business.
-    chosen = set(selected(list(queue.jobs), selection))
+    # (Settling specs and orphans below changes no job's place in the queue: chosen once.)
+    order = selected(list(queue.jobs), selection)
+    chosen = set(order)
     _settle_drift(opened, session, [d for d in drifted if d.job.id in chosen], trust)
     queue = session.queue()
     seen = observe(queue, opened.clock.utc_now(), stale_seconds, force,
@@ -149,17 +150,15 @@ def _prepare(opened: Opened, session: Session, cfg: Config, selection: Selection
     # Runners that split a queue settle only their own jobs' orphans: a job array's task
     # must not race the requeued rerun of another task (which settles it as `requeued`),
     # nor be stopped for want of --resume by a job it never selected.
-    mine = set(selected(list(queue.jobs), selection))
-    orphans = [orphan for orphan in orphans if orphan.job.id in mine]
+    orphans = [orphan for orphan in orphans if orphan.job.id in chosen]
     # --force declared those runners dead; asking for --resume on top would refuse the very
     # command the busy message suggested. A requeue or a stop is no guess either.
     undecided = [o for o in orphans if o.reason not in policy.NEEDS_NO_RESUME]
     if undecided and not resume:
         refuse_orphans(undecided, session.path)
     recover_orphans(session, orphans, seen, opened.console, cfg.grace_seconds)
-    order = list(queue.jobs)
     allowed = set(queue.jobs) if trust == TRUST_JOURNAL else set(cfg.jobs)
-    return [job for job in selected(order, selection) if job in allowed]
+    return [job for job in order if job in allowed]
 
 
 def _settle_drift(opened: Opened, session: Session, drifted: list[policy.Drift],
